@@ -1,0 +1,58 @@
+# Thin wrappers: every target calls one script or tool; logic lives in the scripts.
+PY      := .venv/bin/python
+VENV_OK := .venv/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps lint test test-unit test-trainer test-cluster demo up down testbin crd docs generate bench clean
+
+setup: $(VENV_OK)
+
+$(VENV_OK): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[operator,trainer,dev]'
+	rm -f .venv/.installed-* && touch $@
+
+# Debian packages the tests use (prometheus + promtool); installs only what is missing.
+system-deps:
+	bash .ci/system-deps.sh
+
+testbin:
+	bash testbin/build.sh
+
+lint: setup
+	.venv/bin/ruff check operator trainer_image tests bench testbin
+	.venv/bin/mypy operator/tftj/api operator/tftj/operator/reconcile.py operator/tftj/operator/children.py operator/tftj/operator/conditions.py
+	.venv/bin/lint-imports
+
+test: setup system-deps testbin lint
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+test-trainer: setup system-deps
+	$(PY) -m pytest -q tests/trainer $(PYTEST_ARGS)
+
+test-cluster: setup system-deps testbin
+	$(PY) -m pytest -q tests/cluster $(PYTEST_ARGS)
+
+demo: setup
+	.venv/bin/tftj run examples/digits-mlp.yaml --workers 2 --workdir .work/demo
+
+up: setup testbin
+	$(PY) testbin/localcluster.py up --state-dir .cluster
+
+down:
+	$(PY) testbin/localcluster.py down --state-dir .cluster
+
+# Regenerate the files derived from the schema (a unit test fails when they are stale).
+generate: setup
+	.venv/bin/tftj crd > crds/tftrainingjobs.tftj.dev.yaml
+	.venv/bin/tftj docs > docs/parameters.md
+
+bench: setup system-deps testbin
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf .venv .work .cluster testbin/bin

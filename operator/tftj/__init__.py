@@ -1,0 +1,3 @@
+"""tftj: a Kubernetes-native operator for distributed TensorFlow training."""
+
+__version__ = "0.1.0"
