@@ -1,0 +1,5 @@
+import sys
+
+from tftj.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the `tftj` CLI, one module each (see tftj.cli)."""
