@@ -13,9 +13,9 @@ Fields whose default depends on another field are Optional here and filled by `r
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 GROUP = "tftj.dev"
@@ -84,7 +84,14 @@ class Model(BaseModel):
         extra="forbid",
         strict=True,
         frozen=True,
+        # YAML's .nan/.inf are floats; no training parameter means anything with them.
+        allow_inf_nan=False,
     )
+
+
+# A Kubernetes resource quantity (the apiserver's own grammar): "500m", "2Gi", "1.5", "1e3".
+QUANTITY_PATTERN = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$"
+Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)]
 
 
 # --------------------------------------------------------------------------------------- training
@@ -100,8 +107,7 @@ class LearningRateScaling(Model):
     )
     reference_batch_size: int = doc(
         256,
-        "The global batch size at which learningRate was tuned; only used when rule is not "
-        "`none`.",
+        "The global batch size at which learningRate was tuned; only used when rule is not `none`.",
         unit="examples",
         ge=1,
         le=1_048_576,
@@ -422,14 +428,17 @@ class Data(Model):
         None,
         "Training data: a file, a directory (every file in it) or a glob, read through "
         "tf.io.gfile (local paths, or gs:// and s3:// where the image has the filesystem "
-        "plugins). Required for csv, tfrecord and npz.",
+        "plugins). Required for csv, tfrecord and npz. A relative path is relative to the "
+        "manifest file's directory in `tftj run`/`tftj resolve`, and to the trainer container's "
+        "working directory in a cluster (the trainer image ships the examples' data/ there).",
         default_doc="none (required unless format is synthetic)",
         min_length=1,
         max_length=4096,
     )
     validation_path: str | None = doc(
         None,
-        "Separate validation data in the same format. When set, validationSplit must be 0.",
+        "Separate validation data in the same format (relative paths as for path). When set, "
+        "validationSplit must be 0.",
         default_doc="split off the training data",
         min_length=1,
         max_length=4096,
@@ -512,7 +521,7 @@ class EnvVar(Model):
         max_length=253,
         pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$",
     )
-    value: str | None = doc(None, "Literal value.")
+    value: str | None = doc(None, "Literal value (set value or valueFrom, not both).")
     value_from: dict[str, Any] | None = doc(
         None, "A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, ...)."
     )
@@ -538,12 +547,17 @@ class PodTemplate(Model):
     labels: dict[str, str] = doc({}, "Extra labels on worker pods.")
     annotations: dict[str, str] = doc({}, "Extra annotations on worker pods.")
     node_selector: dict[str, str] = doc({}, "Node labels a worker's node must have.")
-    tolerations: list[Toleration] = doc([], "Taints worker pods tolerate (e.g. GPU node taints).")
+    tolerations: list[Toleration] = doc(
+        [], "Taints worker pods tolerate (e.g. GPU node taints).", max_length=64
+    )
     affinity: dict[str, Any] | None = doc(None, "A core/v1 Affinity for worker pods.")
-    env: list[EnvVar] = doc([], "Extra environment variables of the trainer container.")
-    volumes: list[dict[str, Any]] = doc([], "Extra core/v1 Volumes of worker pods.")
+    # maxItems bound the cost of the CEL rules the apiserver runs on every item.
+    env: list[EnvVar] = doc(
+        [], "Extra environment variables of the trainer container.", max_length=128
+    )
+    volumes: list[dict[str, Any]] = doc([], "Extra core/v1 Volumes of worker pods.", max_length=64)
     volume_mounts: list[dict[str, Any]] = doc(
-        [], "Extra core/v1 VolumeMounts of the trainer container."
+        [], "Extra core/v1 VolumeMounts of the trainer container.", max_length=64
     )
     service_account_name: str | None = doc(
         None,
@@ -559,12 +573,12 @@ class PodTemplate(Model):
 
 
 class Resources(Model):
-    requests: dict[str, str] = doc(
+    requests: dict[str, Quantity] = doc(
         {"cpu": "1", "memory": "2Gi"},
         "Resources each worker requests for scheduling (Kubernetes quantities, e.g. cpu: '4', "
         "memory: 16Gi). GPUs come from gpusPerWorker, not from here.",
     )
-    limits: dict[str, str] = doc(
+    limits: dict[str, Quantity] = doc(
         {"memory": "8Gi"},
         "Hard limits per worker (Kubernetes quantities). A worker above its memory limit is "
         "OOM-killed, which tftj retries as a failed attempt.",
