@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Build the local control plane binaries from their pinned Go modules.
+#
+#   bash testbin/build.sh            # build what is missing, link into testbin/bin/
+#   bash testbin/build.sh --list     # print the cache dirs this checkout uses
+#
+# Each component (k8s, etcd, kwok, helm) is its own Go module under testbin/<name>/
+# so their dependency graphs never have to agree. Binaries are built into a cache
+# OUTSIDE the repository, keyed by the pinned version and a hash of the module
+# files, so a fresh clone elsewhere on the same machine (CI) reuses them and only a
+# version bump rebuilds. GOMODCACHE/GOCACHE keep their defaults on purpose: they
+# persist across clones too and make even a rebuild mostly incremental.
+#
+# Environment:
+#   TFTJ_TESTBIN_CACHE   cache root (default: $HOME/.cache/tftj/testbin)
+#   TFTJ_TESTBIN_FORCE=1 rebuild even when cached binaries exist
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache_root="${TFTJ_TESTBIN_CACHE:-${HOME}/.cache/tftj/testbin}"
+bin_dir="${here}/bin"
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "testbin/build.sh: 'go' not found on PATH; Go >= 1.26 is required to build the control plane" >&2
+  exit 1
+fi
+
+go_version="$(go env GOVERSION)"
+export CGO_ENABLED=0
+
+# required_version MODULE_DIR MODULE_PATH -> the version pinned in that go.mod
+required_version() {
+  (cd "$1" && go list -m -f '{{.Version}}' "$2")
+}
+
+# cache_key NAME VERSION MODULE_DIR LDFLAGS -> NAME-VERSION-<hash of module files, go version, flags>
+# Anything that changes the produced binary is in the hash; comments in this
+# script are not, so editing it does not force a rebuild.
+cache_key() {
+  local name="$1" version="$2" dir="$3" ldflags="$4" digest
+  digest="$(cat "${dir}/go.mod" "${dir}/go.sum" "${dir}"/*.go 2>/dev/null \
+    | { cat; echo "${go_version} CGO_ENABLED=${CGO_ENABLED} -trimpath ${ldflags}"; } | sha256sum | cut -c1-12)"
+  echo "${name}-${version}-${digest}"
+}
+
+# build NAME MODULE_DIR "BINARY=PACKAGE ..." LDFLAGS
+# Builds into a temp dir next to the cache entry and renames it into place only
+# when every binary linked, so an interrupted build never looks complete.
+build() {
+  local name="$1" dir="$2" targets="$3" ldflags="$4" version="$5"
+  local key out tmp start
+  key="$(cache_key "${name}" "${version}" "${dir}" "${ldflags}")"
+  out="${cache_root}/${key}"
+  if [[ "${TFTJ_TESTBIN_FORCE:-0}" != "1" && -f "${out}/.complete" ]]; then
+    echo "testbin: ${name} ${version}: cached in ${out}"
+  else
+    echo "testbin: ${name} ${version}: building into ${out} (first build takes minutes)"
+    start="$(date +%s)"
+    tmp="$(mktemp -d "${cache_root}/.${key}.XXXXXX")"
+    local pkgs=() t
+    for t in ${targets}; do pkgs+=("${t#*=}"); done
+    # One `go build` for all packages of a module so shared packages compile once.
+    (cd "${dir}" && go build -trimpath -ldflags "${ldflags}" -o "${tmp}/" "${pkgs[@]}")
+    for t in ${targets}; do
+      local want="${t%%=*}" got
+      got="$(basename "${t#*=}")"
+      [[ "${got}" == "${want}" ]] || mv "${tmp}/${got}" "${tmp}/${want}"
+    done
+    echo "$(( $(date +%s) - start ))" > "${tmp}/.build-seconds"
+    touch "${tmp}/.complete"
+    rm -rf "${out}"
+    mv "${tmp}" "${out}"
+    echo "testbin: ${name} ${version}: built in $(cat "${out}/.build-seconds")s"
+  fi
+  for t in ${targets}; do
+    ln -sfn "${out}/${t%%=*}" "${bin_dir}/${t%%=*}"
+  done
+  echo "${out}" >> "${bin_dir}/.cache-dirs.tmp"
+}
+
+mkdir -p "${cache_root}" "${bin_dir}"
+
+# Two builds at once (a developer's `make test` and CI on the same machine) would
+# race on the same cache entry; serialise them.
+exec 9>"${cache_root}/.lock"
+flock 9
+
+total_start="$(date +%s)"
+rm -f "${bin_dir}/.cache-dirs.tmp"
+
+k8s_version="$(required_version "${here}/k8s" k8s.io/kubernetes)"
+k8s_minor="${k8s_version#v1.}"; k8s_minor="${k8s_minor%%.*}"
+k8s_ldflags="-s -w"
+for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  k8s_ldflags+=" -X ${p}.gitVersion=${k8s_version} -X ${p}.gitMajor=1 -X ${p}.gitMinor=${k8s_minor}"
+  k8s_ldflags+=" -X ${p}.gitTreeState=clean -X ${p}.gitCommit=module-${k8s_version}"
+done
+build k8s "${here}/k8s" \
+  "kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler" \
+  "${k8s_ldflags}" "${k8s_version}"
+
+etcd_version="$(required_version "${here}/etcd" go.etcd.io/etcd/server/v3)"
+build etcd "${here}/etcd" "etcd=tftj.dev/testbin/etcd" \
+  "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-${etcd_version}" "${etcd_version}"
+
+kwok_version="$(required_version "${here}/kwok" sigs.k8s.io/kwok)"
+build kwok "${here}/kwok" "kwok=sigs.k8s.io/kwok/cmd/kwok" \
+  "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_version#v}" "${kwok_version}"
+
+helm_version="$(required_version "${here}/helm" helm.sh/helm/v3)"
+build helm "${here}/helm" "helm=helm.sh/helm/v3/cmd/helm" \
+  "-s -w -X helm.sh/helm/v3/internal/version.version=${helm_version} -X helm.sh/helm/v3/internal/version.gitCommit=module-${helm_version} -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+  "${helm_version}"
+
+mv "${bin_dir}/.cache-dirs.tmp" "${bin_dir}/.cache-dirs"
+echo "testbin: binaries ready in ${bin_dir} ($(( $(date +%s) - total_start ))s)"
