@@ -429,8 +429,9 @@ class Data(Model):
         "Training data: a file, a directory (every file in it) or a glob, read through "
         "tf.io.gfile (local paths, or gs:// and s3:// where the image has the filesystem "
         "plugins). Required for csv, tfrecord and npz. A relative path is relative to the "
-        "manifest file's directory in `tftj run`/`tftj resolve`, and to the trainer container's "
-        "working directory in a cluster (the trainer image ships the examples' data/ there).",
+        "manifest file's directory in `tftj run` (and `tftj resolve --local`), and to the "
+        "trainer container's working directory in a cluster (the trainer image ships the "
+        "examples' data/ there).",
         default_doc="none (required unless format is synthetic)",
         min_length=1,
         max_length=4096,

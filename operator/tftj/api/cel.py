@@ -1,0 +1,265 @@
+"""The cross-field rules CEL can express, as CRD `x-kubernetes-validations`.
+
+The apiserver runs these on every create/update, so a bad manifest is refused even when the
+webhook is down or bypassed; tftj.api.rules holds the same rules in Python (plus those CEL cannot
+express, and the warnings). Each CelRule names the Python rule it mirrors, and a unit test
+evaluates both on the same cases. Expressions are built from the same tables the Python rules
+use (METRIC_TASKS, LOSS_TASKS, OPTIMIZERS_FOR_PARAM, ...), so the two cannot drift apart.
+
+CEL sees the object after the apiserver applied the CRD defaults, so defaulted fields are always
+present; `has()` guards only the fields without a default. Every expression is constant-cost or
+iterates a list with maxItems, well inside the apiserver's cost budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tftj.api.naming import max_job_name_length
+from tftj.api.resolve import DEFAULT_LOSS
+from tftj.api.rules import (
+    CROSSENTROPY_LOSSES,
+    DNS_1035_LABEL,
+    GPU_RESOURCE,
+    LOSS_TASKS,
+    METRIC_TASKS,
+    OPTIMIZERS_FOR_PARAM,
+    SCHEDULE_DEFAULTS,
+    SCHEDULE_FIELD_TYPES,
+)
+
+ITEMS = "[]"  # in CelRule.at: the items of the list above
+
+
+@dataclass(frozen=True)
+class CelRule:
+    rule: str  # the tftj.api.rules function (or check_name) this mirrors
+    at: tuple[str, ...]  # where the rule sits in the CRD schema: () is the root, "[]" list items
+    expression: str
+    message: str
+    field_path: str | None = None  # relative to `at`, e.g. ".batchSize"
+
+    @property
+    def reported_path(self) -> str:
+        """The path the apiserver (and validate()) reports, e.g. spec.training.batchSize."""
+        path = ""
+        for key in self.at:
+            path += "[0]" if key == ITEMS else (f".{key}" if path else key)
+        tail = (self.field_path or "").lstrip(".")
+        return f"{path}.{tail}" if path and tail else (path or tail)
+
+
+def _list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in sorted(values)) + "]"
+
+
+def _by_task(table: dict[str, frozenset[str]], var: str, task: str) -> str:
+    """`(task == 'a' && var in [...]) || ...` from a name -> tasks table."""
+    tasks = sorted({t for ts in table.values() for t in ts})
+    parts = [
+        f"({task} == '{t}' && {var} in {_list(n for n, ts in table.items() if t in ts)})"
+        for t in tasks
+    ]
+    return " || ".join(parts)
+
+
+def _cel_number(x: float) -> str:
+    return repr(float(x))
+
+
+def _optimizer_param_rules() -> list[CelRule]:
+    return [
+        CelRule(
+            "optimizer_params_fit_optimizer",
+            ("spec", "training"),
+            f"!has(self.optimizerParams.{param}) || self.optimizer in {_list(optimizers)}",
+            f"optimizerParams.{param} only applies to optimizer {' or '.join(optimizers)}",
+            f".optimizerParams.{param}",
+        )
+        for param, optimizers in OPTIMIZERS_FOR_PARAM.items()
+    ]
+
+
+def _schedule_field_rules() -> list[CelRule]:
+    return [
+        CelRule(
+            "schedule_fields_fit_type",
+            ("spec", "training", "schedule"),
+            f"self.type in {_list(types)} || self.{alias} == {_cel_number(SCHEDULE_DEFAULTS[alias])}",
+            f"schedule.{alias} only applies to schedule type {' or '.join(sorted(types))}",
+            f".{alias}",
+        )
+        for alias, (_, types) in SCHEDULE_FIELD_TYPES.items()
+    ]
+
+
+_CE_DEFAULT_TASKS = [task for task, loss in DEFAULT_LOSS.items() if loss in CROSSENTROPY_LOSSES]
+_NAME_LIMIT = max_job_name_length()
+
+CEL_RULES: tuple[CelRule, ...] = (
+    CelRule(
+        "check_name",
+        (),
+        f"!has(self.metadata.name) || size(self.metadata.name) <= {_NAME_LIMIT}",
+        f"metadata.name must be at most {_NAME_LIMIT} characters so that every child name "
+        "(e.g. <name>-a999-1023) fits a 63-character DNS label",
+        ".metadata.name",
+    ),
+    CelRule(
+        "check_name",
+        (),
+        f"!has(self.metadata.name) || self.metadata.name.matches('{DNS_1035_LABEL.pattern}')",
+        "metadata.name must be a DNS-1035 label: lower-case letters, digits and '-', starting "
+        "with a letter and ending with a letter or digit",
+        ".metadata.name",
+    ),
+    CelRule(
+        "batch_size_divisible_by_replicas",
+        ("spec",),
+        "self.training.batchSize % (self.workers.replicas * "
+        "(self.workers.gpusPerWorker > 0 ? self.workers.gpusPerWorker : 1)) == 0",
+        "training.batchSize (global) must be divisible by replicasInSync = workers.replicas x "
+        "max(1, workers.gpusPerWorker)",
+        ".training.batchSize",
+    ),
+    CelRule(
+        "warmup_shorter_than_training",
+        ("spec", "training"),
+        "self.schedule.warmupEpochs < double(self.epochs)",
+        "schedule.warmupEpochs must be less than epochs",
+        ".schedule.warmupEpochs",
+    ),
+    CelRule(
+        "metrics_fit_task",
+        ("spec",),
+        "!has(self.training.metrics) || self.training.metrics.all(m, "
+        + _by_task(METRIC_TASKS, "m", "self.model.task")
+        + ")",
+        "training.metrics must fit model.task: accuracy needs classification or binary, "
+        "top-5-accuracy classification, auc/precision/recall binary, mae/mse/rmse regression",
+        ".training.metrics",
+    ),
+    CelRule(
+        "loss_fits_task",
+        ("spec",),
+        "!has(self.training.loss) || "
+        + _by_task(LOSS_TASKS, "self.training.loss", "self.model.task"),
+        "training.loss must fit model.task: classification takes sparse-categorical-"
+        "crossentropy or categorical-crossentropy, binary binary-crossentropy or hinge, "
+        "regression mse, mae or huber",
+        ".training.loss",
+    ),
+    CelRule(
+        "label_smoothing_needs_crossentropy",
+        ("spec",),
+        "self.training.labelSmoothing == 0.0 || (has(self.training.loss) ? "
+        f"self.training.loss in {_list(CROSSENTROPY_LOSSES)} : "
+        f"self.model.task in {_list(_CE_DEFAULT_TASKS)})",
+        "training.labelSmoothing only works with a crossentropy loss",
+        ".training.labelSmoothing",
+    ),
+    *_optimizer_param_rules(),
+    *_schedule_field_rules(),
+    CelRule(
+        "min_learning_rate_below_effective",
+        ("spec", "training"),
+        # sqrt scaling compared squared: CEL has no sqrt, and both sides are non-negative.
+        "self.schedule.type != 'cosine' || (self.learningRateScaling.rule == 'sqrt' ? "
+        "self.schedule.minLearningRate * self.schedule.minLearningRate * "
+        "double(self.learningRateScaling.referenceBatchSize) < "
+        "self.learningRate * self.learningRate * double(self.batchSize) : "
+        "self.schedule.minLearningRate < self.learningRate * "
+        "(self.learningRateScaling.rule == 'linear' ? "
+        "double(self.batchSize) / double(self.learningRateScaling.referenceBatchSize) : 1.0))",
+        "schedule.minLearningRate must be below the effective learning rate",
+        ".schedule.minLearningRate",
+    ),
+    CelRule(
+        "data_path_required",
+        ("spec", "data"),
+        "self.format == 'synthetic' || has(self.path)",
+        "data.path is required for formats csv, tfrecord and npz",
+        ".path",
+    ),
+    CelRule(
+        "tfrecord_needs_num_features",
+        ("spec", "data"),
+        "self.format != 'tfrecord' || has(self.numFeatures)",
+        "data.numFeatures is required for format tfrecord",
+        ".numFeatures",
+    ),
+    CelRule(
+        "validation_path_excludes_split",
+        ("spec", "data"),
+        "!has(self.validationPath) || self.validationSplit == 0.0",
+        "data.validationSplit must be 0 when data.validationPath is set",
+        ".validationSplit",
+    ),
+    CelRule(
+        "output_units_fit_task",
+        ("spec", "model"),
+        "!has(self.outputUnits) || (self.task == 'classification' ? self.outputUnits >= 2 : "
+        "(self.task == 'binary' ? self.outputUnits == 1 : true))",
+        "model.outputUnits must be >= 2 for classification and 1 for binary",
+        ".outputUnits",
+    ),
+    CelRule(
+        "storage_claim_or_size",
+        ("spec", "storage"),
+        "!(has(self.claimName) && has(self.size))",
+        "set storage.claimName or storage.size, not both",
+        ".size",
+    ),
+    CelRule(
+        "storage_claim_or_size",
+        ("spec", "storage"),
+        "has(self.size) || !has(self.storageClassName)",
+        "storage.storageClassName only applies with storage.size",
+        ".storageClassName",
+    ),
+    CelRule(
+        "tensorboard_needs_storage",
+        ("spec",),
+        "!self.tensorboard.enabled || has(self.storage.claimName) || has(self.storage.size)",
+        "tensorboard.enabled needs storage (storage.claimName or storage.size)",
+        ".tensorboard.enabled",
+    ),
+    CelRule(
+        "priority_class_consistent",
+        ("spec",),
+        "!has(self.scheduling.priorityClassName) || "
+        "!has(self.workers.podTemplate.priorityClassName) || "
+        "self.scheduling.priorityClassName == self.workers.podTemplate.priorityClassName",
+        "workers.podTemplate.priorityClassName differs from scheduling.priorityClassName; "
+        "set only one",
+        ".workers.podTemplate.priorityClassName",
+    ),
+    CelRule(
+        "env_value_or_value_from",
+        ("spec", "workers", "podTemplate", "env", ITEMS),
+        "!(has(self.value) && has(self.valueFrom))",
+        "set value or valueFrom, not both",
+    ),
+    CelRule(
+        "gpus_from_gpus_per_worker",
+        ("spec", "workers", "resources"),
+        f"!('{GPU_RESOURCE}' in self.requests)",
+        f"resources.requests must not list {GPU_RESOURCE}; set workers.gpusPerWorker",
+        ".requests",
+    ),
+    CelRule(
+        "gpus_from_gpus_per_worker",
+        ("spec", "workers", "resources"),
+        f"!('{GPU_RESOURCE}' in self.limits)",
+        f"resources.limits must not list {GPU_RESOURCE}; set workers.gpusPerWorker",
+        ".limits",
+    ),
+    CelRule(
+        "ports_distinct",
+        ("spec",),
+        "self.metrics.port != self.workers.port",
+        "metrics.port must differ from workers.port",
+        ".metrics.port",
+    ),
+)

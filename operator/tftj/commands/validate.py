@@ -1,0 +1,111 @@
+"""`tftj validate PATH...`: offline validation of TFTrainingJob manifests, for GitOps CI.
+
+Prints one line per problem, `file:doc-index: field.path: message` (doc-index counts the YAML
+documents of the file from 0), warnings as `file:doc-index: warning: ...`. Exit 1 if any error.
+Documents of other kinds are skipped, so whole deployment directories can be checked as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="validate TFTrainingJob manifests (files or directories)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="manifest files, or directories searched recursively for *.yaml, *.yml, *.json",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print errors only (no warnings, no summary)"
+    )
+    parser.set_defaults(handler=run)
+
+
+@dataclass
+class Tally:
+    files: int = 0
+    manifests: int = 0
+    errors: int = 0
+    warnings: int = 0
+
+
+def manifest_files(path: Path) -> Iterator[Path]:
+    """`path` itself if it is a file; else every manifest below it, sorted, hidden dirs skipped."""
+    if not path.is_dir():
+        yield path
+        return
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
+                yield Path(root) / name
+
+
+def check_file(path: Path, tally: Tally, quiet: bool) -> list[str]:
+    """The output lines for one file."""
+    from tftj.api.validate import is_job_document, validate
+    from tftj.api.yamlload import LoadError, iter_documents
+
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        tally.errors += 1
+        return [f"{path}: cannot read: {exc.strerror or exc}"]
+    tally.files += 1
+    lines: list[str] = []
+    for doc in iter_documents(text):
+        if isinstance(doc, LoadError):
+            tally.errors += 1
+            lines.append(f"{path}:{doc.index}: {doc}")
+            continue
+        if not is_job_document(doc.data):
+            continue
+        tally.manifests += 1
+        report = validate(doc.data)
+        tally.errors += len(report.errors)
+        lines.extend(f"{path}:{doc.index}: {problem}" for problem in report.errors)
+        if not quiet:
+            tally.warnings += len(report.warnings)
+            lines.extend(f"{path}:{doc.index}: warning: {problem}" for problem in report.warnings)
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    tally = Tally()
+    out: list[str] = []
+    for arg in args.paths:
+        root = Path(arg)
+        if not root.exists():
+            out.append(f"{arg}: no such file or directory")
+            tally.errors += 1
+            continue
+        for path in manifest_files(root):
+            try:
+                out.extend(check_file(path, tally, args.quiet))
+            except Exception as exc:  # never a traceback: a bug here must not hide the others
+                tally.errors += 1
+                out.append(f"{path}: internal error ({type(exc).__name__}: {exc})")
+    if out:
+        sys.stdout.write("\n".join(out) + "\n")
+    if not args.quiet:
+        print(
+            f"{tally.manifests} TFTrainingJob manifest(s) in {tally.files} file(s): "
+            f"{tally.errors} error(s), {tally.warnings} warning(s)",
+            file=sys.stderr,
+        )
+    return 1 if tally.errors else 0
