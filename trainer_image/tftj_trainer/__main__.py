@@ -1,0 +1,123 @@
+"""`python -m tftj_trainer --params FILE [--storage-root DIR] [--metrics-port N]`.
+
+Side effects live here: environment, logging, the metrics server, exit codes. A failure ends
+with one line `tftj-trainer: error: ...` on stderr (and in the termination log Kubernetes shows
+as the container's termination message) and an exit code from tftj.api.contract.ExitCode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tftj.api.contract import ENV_ATTEMPT, ENV_JOB_NAME, PARAMS_DIR, PARAMS_FILE, ExitCode
+
+from tftj_trainer.exitcodes import TrainerError, one_line, tensorflow_error_code
+
+log = logging.getLogger("tftj_trainer")
+
+TERMINATION_LOG = "/dev/termination-log"  # Kubernetes' default terminationMessagePath
+# TensorFlow's C++ logging, which reads its level once at import.
+TF_CPP_LEVELS = {"debug": "0", "info": "1", "warning": "1", "error": "2"}
+# TensorFlow's Python logger: its INFO lines (sharding callbacks, ...) are noise below debug.
+TF_PY_LEVELS = {"debug": "DEBUG", "info": "WARNING", "warning": "WARNING", "error": "ERROR"}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tftj_trainer",
+        description="Train one worker of a TFTrainingJob from its resolved parameters.",
+    )
+    parser.add_argument("--params", default=f"{PARAMS_DIR}/{PARAMS_FILE}",
+                        help="resolved parameters YAML (default: %(default)s)")
+    parser.add_argument("--storage-root", default=None,
+                        help="job storage root for logs/checkpoints/export (default: "
+                        "$TFTJ_STORAGE_ROOT, else storage.mountPath)")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="port of /metrics (default: metrics.port; 0 picks a free one)")
+    parser.add_argument("--metrics-address", default="0.0.0.0",
+                        help="address /metrics binds to (default: %(default)s)")
+    parser.add_argument("--termination-log", default=os.environ.get("TFTJ_TERMINATION_LOG",
+                                                                      TERMINATION_LOG),
+                        help="file receiving the one-line failure reason (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+def report_failure(code: int, message: str, termination_log: str) -> int:
+    line = one_line(message)
+    print(f"tftj-trainer: error: {line}", file=sys.stderr, flush=True)
+    path = Path(termination_log)
+    if path.parent.is_dir():
+        with contextlib.suppress(OSError):  # best effort: stderr already has it
+            path.write_text(f"exit code {code}: {line}\n")
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    # Parameters are checked before TensorFlow is imported: a bad file fails in a second.
+    from tftj_trainer.config import load_params, storage_paths
+
+    params = load_params(args.params)
+    level = params.spec.logging.level
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_CPP_LEVELS[level])
+    # Others' Python loggers (absl, tensorflow) stay at WARNING unless debugging.
+    logging.basicConfig(level="DEBUG" if level == "debug" else "WARNING",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tftj_trainer").setLevel(level.upper())
+
+    from tftj_trainer.cluster import cluster_from_env, make_strategy
+
+    cluster = cluster_from_env(os.environ)
+    paths = storage_paths(params, args.storage_root)
+    attempt = int(os.environ.get(ENV_ATTEMPT, "0") or 0)
+    try:
+        import tensorflow as tf
+
+        from tftj_trainer.metrics import TrainerMetrics
+        from tftj_trainer.training import train
+
+        tf.get_logger().setLevel(TF_PY_LEVELS[level])
+        strategy = make_strategy(cluster)
+        metrics = TrainerMetrics(os.environ.get(ENV_JOB_NAME, params.job.name), cluster.index)
+        port = metrics.serve(
+            params.spec.metrics.port if args.metrics_port is None else args.metrics_port,
+            args.metrics_address,
+        )
+        log.info("worker %d: /metrics on port %d", cluster.index, port)
+        train(params, paths, cluster, strategy, metrics, attempt)
+    except TrainerError:
+        raise
+    except Exception as error:
+        code = tensorflow_error_code(error)
+        if code is None:
+            raise
+        raise TrainerError(f"{type(error).__name__}: {error}", code) from None
+    log.info("worker %d: training finished", cluster.index)
+    return ExitCode.SUCCESS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except TrainerError as error:
+        return report_failure(error.code, error.message, args.termination_log)
+    except KeyboardInterrupt:
+        return report_failure(ExitCode.PREEMPTED, "interrupted", args.termination_log)
+    except Exception as error:
+        logging.getLogger("tftj_trainer").exception("unexpected error")
+        return report_failure(ExitCode.UNEXPECTED, f"{type(error).__name__}: {error}",
+                              args.termination_log)
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # os._exit: TensorFlow's collective threads can keep a finished worker from exiting.
+    os._exit(int(code))

@@ -1,0 +1,146 @@
+"""tf_keras callbacks that turn fit()'s progress into reports and checkpoints.
+
+fit() hands callbacks its logs as tensors; reading them forces a device sync, so they are read
+only every logging.frequency steps and at epoch ends (`_supports_tf_logs`), which keeps the
+trainer's overhead over a bare fit() small (see bench/trainer_bench.py).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import tf_keras as keras
+
+from tftj_trainer.checkpointing import Checkpoints
+from tftj_trainer.metrics import TrainerMetrics
+from tftj_trainer.model import metric_key
+from tftj_trainer.tensorboard_logging import SummaryLogger
+
+
+def named_values(logs: Mapping[str, Any], names: list[str], prefix: str = "") -> dict[str, float]:
+    """Schema-named floats (`top-5-accuracy`) from fit() logs (`val_top_5_accuracy`)."""
+    values: dict[str, float] = {}
+    for name in names:
+        key = prefix + metric_key(name)
+        if key in logs:
+            values[name] = float(logs[key])
+    return values
+
+
+class Reporting(keras.callbacks.Callback):
+    """Prometheus gauges on every worker, TensorBoard scalars on the chief."""
+
+    def __init__(self, *, metrics: TrainerMetrics, summaries: SummaryLogger | None,
+                 names: list[str], frequency: int, steps_per_epoch: int, epochs: int,
+                 global_batch: int, schedule: Callable[[int], Any]) -> None:
+        super().__init__()
+        self._supports_tf_logs = True
+        self.schedule = schedule
+        self.prom = metrics
+        self.summaries = summaries
+        self.names = ["loss", *[n for n in names if n != "loss"]]
+        self.frequency = frequency
+        self.steps_per_epoch = steps_per_epoch
+        self.epochs = epochs
+        self.global_batch = global_batch
+        self._epoch = 0
+        self._step_started = 0.0
+        self._window_started = 0.0
+        self._window_step = 0
+        self._last_report = -1
+
+    def _learning_rate(self, step: int) -> float:
+        # From the schedule itself: the optimizer's own view is a (mirrored) variable that is
+        # only updated inside the train step.
+        return float(self.schedule(step))
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self._epoch = epoch
+        if self._window_started == 0.0:  # first epoch of this run (may be a resumed one)
+            self._window_started = time.perf_counter()
+            self._window_step = epoch * self.steps_per_epoch
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        self._step_started = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        now = time.perf_counter()
+        self.prom.observe_step(now - self._step_started)
+        step = self._epoch * self.steps_per_epoch + batch + 1
+        # With stepsPerExecution > 1 this runs every k steps: report once a multiple is passed.
+        # The first step of a run is reported too, so progress shows up without waiting.
+        if self._last_report < 0 or step // self.frequency > self._last_report // self.frequency:
+            self._report(step, now, logs or {})
+
+    def _report(self, step: int, now: float, logs: Mapping[str, Any]) -> None:
+        self._last_report = step
+        elapsed = now - self._window_started
+        rate = (step - self._window_step) * self.global_batch / elapsed if elapsed > 0 else None
+        remaining = self.epochs * self.steps_per_epoch - step
+        eta = remaining * self.global_batch / rate if rate else None
+        self._window_started, self._window_step = now, step
+        values = named_values(logs, self.names)
+        lr = self._learning_rate(step)
+        self.prom.set_progress(step=step, learning_rate=lr, examples_per_second=rate,
+                               eta_seconds=eta)
+        self.prom.set_values(values, "train")
+        if self.summaries is not None:
+            extra = {"learning_rate": lr}
+            if rate is not None:
+                extra["examples_per_second"] = rate
+            self.summaries.steps(step, {**values, **extra})
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        logs = logs or {}
+        step = (epoch + 1) * self.steps_per_epoch
+        train = named_values(logs, self.names)
+        validation = named_values(logs, self.names, prefix="val_")
+        self.prom.set_epoch(epoch + 1)
+        self.prom.set_progress(step=step, learning_rate=self._learning_rate(step))
+        self.prom.set_values(train, "train")
+        self.prom.set_values(validation, "validation")
+        if self.summaries is not None:
+            self.summaries.epoch(epoch + 1, {**train, "learning_rate": self._learning_rate(step)},
+                                 validation)
+
+
+class Checkpointing(keras.callbacks.Callback):
+    """Save every checkpoint.frequency epochs and after the last one."""
+
+    def __init__(self, checkpoints: Checkpoints, metrics: TrainerMetrics, *, frequency: int,
+                 epochs: int) -> None:
+        super().__init__()
+        self._supports_tf_logs = True
+        self.checkpoints = checkpoints
+        self.prom = metrics
+        self.frequency = frequency
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        done = epoch + 1
+        if done % self.frequency == 0 or done == self.epochs:
+            self.checkpoints.save(done)
+            self.prom.checkpoint_saved()
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """SIGTERM (pod deletion, preemption, Ctrl-C in `tftj run`): stop at the next step boundary.
+
+    The run then ends with the PREEMPTED exit code; the latest checkpoint is the resume point.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._supports_tf_logs = True
+        self.received: int | None = None
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if self.received is not None:
+            self.model.stop_training = True

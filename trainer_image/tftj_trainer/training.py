@@ -1,0 +1,171 @@
+"""One worker's training run, from resolved parameters to exported model.
+
+`prepare()` builds everything (data, model, optimizer, callbacks) without training, so tests can
+inspect what the parameters produce; `train()` restores, fits, and exports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import tensorflow as tf
+import tf_keras as keras
+from tftj.api.resolve import ResolvedParameters
+
+from tftj_trainer.callbacks import Checkpointing, Reporting, StopOnSignal
+from tftj_trainer.checkpointing import Checkpoints, export_model
+from tftj_trainer.cluster import Cluster
+from tftj_trainer.config import StoragePaths
+from tftj_trainer.data import (
+    Examples,
+    Splits,
+    effective_shard_policy,
+    load_splits,
+    make_dataset,
+    shard,
+    steps_for,
+)
+from tftj_trainer.exitcodes import PreemptedError
+from tftj_trainer.metrics import TrainerMetrics
+from tftj_trainer.model import build_model, compile_model, set_precision
+from tftj_trainer.optimization import (
+    ScheduleSteps,
+    WarmupSchedule,
+    learning_rate_schedule,
+    make_optimizer,
+    schedule_steps,
+)
+from tftj_trainer.tensorboard_logging import SummaryLogger
+
+log = logging.getLogger("tftj_trainer")
+
+
+@dataclass
+class Prepared:
+    """Everything the parameters turn into before the first step."""
+
+    model: keras.Model
+    splits: Splits
+    shard_policy: str
+    steps: ScheduleSteps
+    validation_steps: int | None
+    train_data: Any
+    validation_data: Any
+    precision: keras.mixed_precision.Policy
+    schedule: WarmupSchedule
+
+
+def dataset_fn(examples: Examples, params: ResolvedParameters, *, training: bool, policy: str,
+               what: str) -> Any:
+    """A tf.distribute dataset function: this input pipeline's shard, per-replica batches."""
+    batch = params.spec.training.batch_size
+
+    def build(context: tf.distribute.InputContext) -> Any:
+        mine = shard(examples, policy, context.num_input_pipelines, context.input_pipeline_id,
+                     what)
+        return make_dataset(mine, params, training=training,
+                            batch_size=context.get_per_replica_batch_size(batch))
+
+    return build
+
+
+def distribute(strategy: Any, cluster: Cluster, fn: Any) -> Any:
+    if cluster.distributed:
+        return strategy.distribute_datasets_from_function(fn)
+    return fn(tf.distribute.InputContext())  # one worker: a plain dataset, no wrapping
+
+
+def weights_digest(model: keras.Model) -> str:
+    """A short hash of all weights: equal on every worker when training stayed in sync."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(weight.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def prepare(params: ResolvedParameters, cluster: Cluster, strategy: Any) -> Prepared:
+    spec = params.spec
+    training = spec.training
+    keras.utils.set_random_seed(training.seed)
+    precision = set_precision(training.precision)
+    splits = load_splits(params)
+    policy = effective_shard_policy(spec.data.shard_policy, splits.num_files, cluster.size)
+    steps_per_epoch = training.steps_per_epoch or steps_for(len(splits.train), training.batch_size)
+    steps = schedule_steps(training, steps_per_epoch)
+    validation_steps = None
+    validation_data = None
+    if splits.validation is not None:
+        validation_steps = steps_for(len(splits.validation), training.batch_size)
+        validation_data = distribute(strategy, cluster, dataset_fn(
+            splits.validation, params, training=False, policy=policy, what="validation data"))
+    train_data = distribute(strategy, cluster, dataset_fn(
+        splits.train, params, training=True, policy=policy, what="training data"))
+    with strategy.scope():
+        model = build_model(splits.num_features, params)
+        schedule = learning_rate_schedule(training.schedule, params.derived.effective_learning_rate,
+                                          steps)
+        optimizer = make_optimizer(training, schedule)
+        compile_model(model, params, optimizer)
+    return Prepared(model, splits, policy, steps, validation_steps, train_data, validation_data,
+                    precision, schedule)
+
+
+def train(params: ResolvedParameters, paths: StoragePaths, cluster: Cluster, strategy: Any,
+          metrics: TrainerMetrics, attempt: int) -> None:
+    spec = params.spec
+    training = spec.training
+    stop = StopOnSignal()
+    p = prepare(params, cluster, strategy)
+    metrics.set_run(attempt=attempt, epochs=training.epochs, steps=p.steps.total_steps,
+                    parameters_hash=params.parameters_hash,
+                    strategy=type(strategy).__name__)
+    checkpoints = Checkpoints(p.model, paths.checkpoints, is_chief=cluster.is_chief,
+                              worker=cluster.index, max_to_keep=spec.checkpoint.max_to_keep)
+    summaries = None
+    try:
+        start_epoch = checkpoints.restore()
+        metrics.set_resumed(start_epoch)
+        metrics.set_progress(step=start_epoch * p.steps.steps_per_epoch)
+        log.info(
+            "worker %d/%d: %d training / %d validation examples, %d features, shard policy %s, "
+            "%d steps per epoch, starting at epoch %d of %d",
+            cluster.index, cluster.size, len(p.splits.train),
+            len(p.splits.validation) if p.splits.validation is not None else 0,
+            p.splits.num_features, p.shard_policy, p.steps.steps_per_epoch, start_epoch,
+            training.epochs,
+        )
+        if cluster.is_chief:
+            summaries = SummaryLogger(paths.logs, params, training.metrics or ["loss"])
+        callbacks = [
+            Reporting(metrics=metrics, summaries=summaries, names=training.metrics or ["loss"],
+                      frequency=spec.logging.frequency, steps_per_epoch=p.steps.steps_per_epoch,
+                      epochs=training.epochs, global_batch=training.batch_size,
+                      schedule=p.schedule),
+            Checkpointing(checkpoints, metrics, frequency=spec.checkpoint.frequency,
+                          epochs=training.epochs),
+            stop,
+        ]
+        if start_epoch < training.epochs:
+            p.model.fit(
+                p.train_data,
+                epochs=training.epochs,
+                initial_epoch=start_epoch,
+                steps_per_epoch=p.steps.steps_per_epoch,
+                validation_data=p.validation_data,
+                validation_steps=p.validation_steps,
+                callbacks=callbacks,
+                verbose=0,
+            )
+        if stop.received is not None:
+            raise PreemptedError(f"stopped by signal {stop.received} during training; resume "
+                                 "from the latest checkpoint")
+        log.info("worker %d: final weights digest %s", cluster.index, weights_digest(p.model))
+        if spec.export.enabled:
+            export_model(p.model, paths.export, is_chief=cluster.is_chief, worker=cluster.index)
+    finally:
+        if summaries is not None:
+            summaries.close()
+        checkpoints.close()
