@@ -1,0 +1,227 @@
+"""kopf wiring: watch events feed a work queue; workers reconcile one job at a time.
+
+Why not kopf's timers/daemons or create/update handlers: timers and daemons put a finalizer
+on every TFTrainingJob (deletion would hang while the operator is down) and create/update
+handlers are edge-triggered. Event handlers store nothing on the objects; together with the
+queue's resyncs they give level-based reconciliation, as controller-runtime does:
+
+- every TFTrainingJob event (including the initial listing after a restart) enqueues the job;
+- every event of a worker Job or pod (server-side label-selected) enqueues its parent;
+- a reconcile asks to run again after `Plan.requeue_after` (progress scraping, deadlines,
+  TTL, waiting for old pods to go);
+- the admission webhook (kopf WebhookServer) runs tftj.operator.admission.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from tftj.api import GROUP, PLURAL, VERSION
+from tftj.operator import metrics
+from tftj.operator.admission import review
+from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE
+from tftj.operator.kube import Conflict, Gone, Kube
+from tftj.operator.reconcile import Timing, reconcile
+
+log = logging.getLogger("tftj.operator")
+
+WEBHOOK_ID = "validate-tftrainingjob"
+MAX_BACKOFF_SECONDS = 60.0
+
+Key = tuple[str, str]
+
+
+@dataclass
+class Controller:
+    kube: Kube
+    timing: Timing = field(default_factory=Timing)
+    workers: int = 4
+    progress: bool = True
+    queue: Any = None  # WorkQueue, created inside the running loop
+    phases: metrics.PhaseTracker = field(default_factory=metrics.PhaseTracker)
+    failures: dict[Hashable, int] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    # ---------------------------------------------------------------- one reconcile
+
+    def reconcile_key(self, key: Key) -> float | None:
+        """Reconcile one TFTrainingJob; return when to look again (None: only on events)."""
+        namespace, name = key
+        started = time.perf_counter()
+        try:
+            job = self.kube.get_job(namespace, name)
+            if job["metadata"].get("deletionTimestamp"):
+                return None  # the garbage collector takes it from here
+            phase = (job.get("status") or {}).get("phase")
+            observed = self.kube.observe(job, scrape=self.progress and phase == "Running")
+            plan = reconcile(observed, self.timing)
+            self.kube.apply_plan(job, plan)
+        finally:
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        if plan.restarted:
+            metrics.RESTARTS.inc()
+        new_status = plan.status if plan.status is not None else job.get("status") or {}
+        self.phases.set(key, None if plan.delete_job else new_status.get("phase"))
+        return None if plan.delete_job else plan.requeue_after
+
+    async def worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            key = await self.queue.get()
+            metrics.QUEUE_DEPTH.set(len(self.queue))
+            delay: float | None
+            try:
+                delay = await loop.run_in_executor(self.executor, self.reconcile_key, key)
+                metrics.RECONCILES.labels("ok").inc()
+                self.failures.pop(key, None)
+            except Gone:
+                self.forget(key)
+                delay = None
+            except Conflict:
+                # Someone (or our previous reconcile) changed the job: read it again.
+                metrics.RECONCILES.labels("conflict").inc()
+                delay = 0.05
+            except (ApiException, HTTPError, OSError) as exc:
+                delay = self._backoff(key, "api", exc)
+            except Exception as exc:
+                log.exception("reconcile of %s/%s failed", *key)
+                delay = self._backoff(key, "internal", exc)
+            finally:
+                self.queue.done(key)
+            if delay is not None:
+                self.queue.add_after(key, delay)
+
+    def _backoff(self, key: Key, kind: str, exc: BaseException) -> float:
+        metrics.RECONCILES.labels("error").inc()
+        metrics.ERRORS.labels(kind).inc()
+        count = self.failures[key] = self.failures.get(key, 0) + 1
+        delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(count, 8))
+        log.warning("reconcile of %s/%s failed (%s); retrying in %.1fs", *key, exc, delay)
+        return delay
+
+    def enqueue(self, namespace: str | None, name: str | None) -> None:
+        if self.queue is not None and namespace and name:
+            self.queue.add((namespace, name))
+            metrics.QUEUE_DEPTH.set(len(self.queue))
+
+    def forget(self, key: Key) -> None:
+        if self.queue is not None:
+            self.queue.forget(key)
+        self.phases.forget(key)
+        self.failures.pop(key, None)
+
+
+def _admission_review(
+    controller: Controller, body: Any, old: Any, operation: str | None, warnings: list[str]
+) -> None:
+    op = operation or "UNKNOWN"
+    started = time.perf_counter()
+    try:
+        result = review(op, dict(body), dict(old) if old else None)
+    except Exception:
+        metrics.ADMISSIONS.labels(op, "error").inc()
+        raise
+    finally:
+        metrics.ADMISSION_SECONDS.labels(op).observe(time.perf_counter() - started)
+    warnings.extend(result.warnings)
+    if not result.allowed:
+        metrics.ADMISSIONS.labels(op, "denied").inc()
+        # kubectl prints this one message: every problem, each naming its field.
+        raise kopf.AdmissionError("; ".join(result.errors), code=422)
+    metrics.ADMISSIONS.labels(op, "allowed").inc()
+
+
+def build_registry(controller: Controller, *, webhook: bool) -> kopf.OperatorRegistry:
+    """All handlers on a fresh registry (nothing registered at import time)."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def start(**_: Any) -> None:
+        from tftj.operator.workqueue import WorkQueue
+
+        controller.queue = WorkQueue()
+        controller.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=controller.workers, thread_name_prefix="reconcile"
+        )
+        controller.tasks = [
+            asyncio.create_task(controller.worker(), name=f"reconcile-{i}")
+            for i in range(controller.workers)
+        ]
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(**_: Any) -> None:
+        for task in controller.tasks:
+            task.cancel()
+        await asyncio.gather(*controller.tasks, return_exceptions=True)
+        if controller.executor is not None:
+            controller.executor.shutdown(wait=False, cancel_futures=True)
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    def job_event(type: str | None, namespace: str, name: str, **_: Any) -> None:
+        if type == "DELETED":
+            controller.forget((namespace, name))
+        else:
+            controller.enqueue(namespace, name)
+
+    def parent_event(labels: dict[str, str], namespace: str, **_: Any) -> None:
+        controller.enqueue(namespace, labels.get(LABEL_JOB_NAME))
+
+    kopf.on.event("batch", "v1", "jobs", registry=registry, labels={LABEL_JOB_NAME: kopf.PRESENT})(
+        parent_event
+    )
+    kopf.on.event(
+        "",
+        "v1",
+        "pods",
+        id="pod_event",
+        registry=registry,
+        labels={LABEL_JOB_NAME: kopf.PRESENT, LABEL_ROLE: "worker"},
+    )(parent_event)
+
+    if webhook:
+
+        @kopf.on.validate(
+            GROUP,
+            VERSION,
+            PLURAL,
+            id=WEBHOOK_ID,
+            operations=["CREATE", "UPDATE"],
+            registry=registry,
+        )
+        def validate(
+            body: Any, old: Any, operation: str | None, warnings: list[str], **_: Any
+        ) -> None:
+            _admission_review(controller, body, old, operation, warnings)
+
+    return registry
+
+
+def configure_settings(
+    settings: kopf.OperatorSettings,
+    *,
+    webhook_server: Any | None,
+) -> None:
+    # Our own Events are written by the reconcile; kopf's per-handler log events would only
+    # add noise (and need no extra permission when off).
+    settings.posting.enabled = False
+    # Filter on the server: the operator never receives pods and Jobs that are not its own.
+    settings.watching.label_selectors["batch", "v1", "jobs"] = f"{LABEL_JOB_NAME},{LABEL_ATTEMPT}"
+    settings.watching.label_selectors["", "v1", "pods"] = f"{LABEL_JOB_NAME},{LABEL_ROLE}=worker"
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    if webhook_server is not None:
+        settings.admission.server = webhook_server
+        # The ValidatingWebhookConfiguration is owned by the Helm chart (or the dev launcher),
+        # so the operator needs no permission on admissionregistration.
+        settings.admission.managed = None

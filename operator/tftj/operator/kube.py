@@ -1,0 +1,264 @@
+"""The operator's side effects on the cluster: reading what a TFTrainingJob owns into an
+`Observed`, applying a `Plan`, scraping the chief's /metrics. Synchronous (the kubernetes
+client); the kopf wiring runs it in a thread pool.
+
+The order of apply_plan is part of the crash-safety argument in tftj.operator.reconcile:
+status first, then deletions, creations, patches, events.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import urllib.request
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tftj.api import GROUP, PLURAL, VERSION, naming
+from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE, Obj
+from tftj.operator.progress import parse_progress
+from tftj.operator.reconcile import Observed, Plan, rfc3339
+from tftj.operator.status import chief_pod
+
+log = logging.getLogger("tftj.operator")
+
+MERGE_PATCH = "application/merge-patch+json"
+COMPONENT = "tftj-operator"
+
+
+class Gone(Exception):
+    """The TFTrainingJob no longer exists."""
+
+
+class Conflict(Exception):
+    """The TFTrainingJob changed while it was being reconciled: reconcile again at once."""
+
+
+def _ignore(status: int, call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except ApiException as exc:
+        if exc.status == status:
+            return None
+        raise
+
+
+class Kube:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        scrape_timeout: float = 2.0,
+        scrape_allowed: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
+    ) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.scrape_timeout = scrape_timeout
+        # When set, the operator never connects to a pod IP outside these networks.
+        self.scrape_allowed = list(scrape_allowed)
+
+    def _plain(self, obj: Any) -> Obj:
+        result: Obj = self.api.sanitize_for_serialization(obj)
+        return result
+
+    # ------------------------------------------------------------------ reading
+
+    def get_job(self, namespace: str, name: str) -> Obj:
+        try:
+            job: Obj = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                raise Gone(f"{namespace}/{name}") from exc
+            raise
+        return job
+
+    def _get_child(self, kind: str, namespace: str, name: str) -> Obj | None:
+        readers: dict[str, Callable[[str, str], Any]] = {
+            "ConfigMap": self.core.read_namespaced_config_map,
+            "Service": self.core.read_namespaced_service,
+            "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
+            "Deployment": self.apps.read_namespaced_deployment,
+        }
+        found = _ignore(404, lambda: readers[kind](name, namespace))
+        return None if found is None else self._plain(found)
+
+    def observe(self, job: Obj, *, scrape: bool) -> Observed:
+        meta = job["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+        spec = job.get("spec") or {}
+        wanted = [
+            ("ConfigMap", naming.params_configmap_name(name)),
+            ("Service", naming.workers_service_name(name)),
+        ]
+        if (spec.get("storage") or {}).get("size"):
+            wanted.append(("PersistentVolumeClaim", naming.storage_claim_name(name)))
+        if (spec.get("tensorboard") or {}).get("enabled"):
+            wanted += [
+                ("Deployment", naming.tensorboard_name(name)),
+                ("Service", naming.tensorboard_name(name)),
+            ]
+        terminal = (job.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        children: dict[tuple[str, str], Obj] = {}
+        if not terminal:
+            for kind, child in wanted:
+                found = self._get_child(kind, namespace, child)
+                if found is not None:
+                    children[(kind, child)] = found
+        jobs = self.batch.list_namespaced_job(
+            namespace, label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ATTEMPT}"
+        )
+        pods = self.core.list_namespaced_pod(
+            namespace, label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ROLE}=worker"
+        )
+        job_items = [self._plain(j) for j in jobs.items]
+        pod_items = [self._plain(p) for p in pods.items]
+        current = (job.get("status") or {}).get("attempt", 0)
+        progress = None
+        if scrape and not terminal:
+            chief = chief_pod(
+                [
+                    p
+                    for p in pod_items
+                    if (p["metadata"].get("labels") or {}).get(LABEL_ATTEMPT) == str(current)
+                ]
+            )
+            if chief is not None:
+                port = int((spec.get("metrics") or {}).get("port", 9400))
+                progress = self.scrape(chief["status"]["podIP"], port)
+        return Observed(
+            job=job,
+            children=children,
+            attempt_jobs=job_items,
+            pods=pod_items,
+            now=datetime.now(UTC),
+            progress=progress,
+        )
+
+    def scrape(self, ip: str, port: int) -> dict[str, Any] | None:
+        """The chief's progress, or None when it cannot be read right now (tolerated)."""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return None
+        if self.scrape_allowed and not any(address in net for net in self.scrape_allowed):
+            return None
+        host = f"[{ip}]" if address.version == 6 else ip
+        try:
+            with urllib.request.urlopen(
+                f"http://{host}:{port}/metrics", timeout=self.scrape_timeout
+            ) as resp:
+                return parse_progress(resp.read(1_000_000).decode("utf-8", "replace"))
+        except (OSError, ValueError) as exc:
+            log.debug("progress of %s:%s not readable: %s", ip, port, exc)
+            return None
+
+    # ------------------------------------------------------------------ writing
+
+    def apply_plan(self, job: Obj, plan: Plan) -> None:
+        meta = job["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+        if plan.status is not None:
+            body = {
+                # The precondition makes a reconcile from a stale read fail instead of
+                # overwriting a newer decision (e.g. a restart already counted).
+                "metadata": {"resourceVersion": meta["resourceVersion"]},
+                "status": plan.status,
+            }
+            try:
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURAL, name, body
+                )
+            except ApiException as exc:
+                if exc.status == 409:
+                    raise Conflict(f"{namespace}/{name}") from exc
+                if exc.status == 404:
+                    raise Gone(f"{namespace}/{name}") from exc
+                raise
+        for deletion in plan.deletions:
+            if deletion.kind != "Job":
+                raise ValueError(f"cannot delete a {deletion.kind}")
+            _ignore(
+                404,
+                lambda d=deletion: self.batch.delete_namespaced_job(  # type: ignore[misc]
+                    d.name, namespace, propagation_policy=d.propagation
+                ),
+            )
+        for obj in plan.creates:
+            self._create(namespace, obj)
+        for patch in plan.patches:
+            self._patch(namespace, patch)
+        for event in plan.events:
+            self.post_event(job, event.type, event.reason, event.message)
+        if plan.delete_job:
+            _ignore(
+                404,
+                lambda: self.custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name, propagation_policy="Background"
+                ),
+            )
+
+    def _create(self, namespace: str, obj: Obj) -> None:
+        creators: dict[str, Callable[[str, Obj], Any]] = {
+            "ConfigMap": self.core.create_namespaced_config_map,
+            "Service": self.core.create_namespaced_service,
+            "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
+            "Deployment": self.apps.create_namespaced_deployment,
+            "Job": self.batch.create_namespaced_job,
+        }
+        # AlreadyExists means an earlier reconcile (maybe before a crash) created it.
+        _ignore(409, lambda: creators[obj["kind"]](namespace, obj))
+
+    def _patch(self, namespace: str, patch: Obj) -> None:
+        patchers: dict[str, Callable[..., Any]] = {
+            "ConfigMap": self.core.patch_namespaced_config_map,
+            "Service": self.core.patch_namespaced_service,
+            "Deployment": self.apps.patch_namespaced_deployment,
+        }
+        name = patch["metadata"]["name"]
+        _ignore(
+            404,
+            lambda: patchers[patch["kind"]](name, namespace, patch, _content_type=MERGE_PATCH),
+        )
+
+    def post_event(self, job: Obj, type_: str, reason: str, message: str) -> None:
+        meta = job["metadata"]
+        now = datetime.now(UTC)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": job["apiVersion"],
+                "kind": job["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": COMPONENT,
+            "firstTimestamp": rfc3339(now),
+            "lastTimestamp": rfc3339(now),
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(meta["namespace"], body)
+        except ApiException as exc:
+            # An event is a courtesy; losing one must not fail the reconcile.
+            log.warning("could not post event %s on %s: %s", reason, meta["name"], exc.reason)

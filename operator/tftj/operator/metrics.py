@@ -1,0 +1,56 @@
+"""The operator's own Prometheus metrics (served on --metrics-port at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+JOBS = Gauge("tftj_operator_jobs", "TFTrainingJobs the operator watches, by phase", ["phase"])
+RECONCILE_SECONDS = Histogram(
+    "tftj_operator_reconcile_duration_seconds",
+    "Time to observe a TFTrainingJob's children, decide and apply the plan",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RECONCILES = Counter("tftj_operator_reconciles_total", "Reconciles by result", ["result"])
+RESTARTS = Counter(
+    "tftj_operator_restarts_total", "Whole-group restarts started after a retryable failure"
+)
+ADMISSIONS = Counter(
+    "tftj_operator_admission_requests_total",
+    "Admission reviews of TFTrainingJobs by operation and result (allowed, denied, error)",
+    ["operation", "result"],
+)
+ADMISSION_SECONDS = Histogram(
+    "tftj_operator_admission_duration_seconds",
+    "Time to validate one admission review",
+    ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+ERRORS = Counter("tftj_operator_errors_total", "Errors while reconciling, by kind", ["kind"])
+QUEUE_DEPTH = Gauge("tftj_operator_work_queue_depth", "TFTrainingJobs waiting to be reconciled")
+PHASES = ("Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed")
+
+
+class PhaseTracker:
+    """Keeps tftj_operator_jobs in line with the last phase seen per job."""
+
+    def __init__(self) -> None:
+        self._phases: dict[object, str] = {}
+        for phase in PHASES:
+            JOBS.labels(phase).set(0)
+
+    def set(self, key: object, phase: str | None) -> None:
+        old = self._phases.pop(key, None)
+        if phase:
+            self._phases[key] = phase
+        if old != phase:
+            self._publish()
+
+    def forget(self, key: object) -> None:
+        self.set(key, None)
+
+    def _publish(self) -> None:
+        counts = dict.fromkeys(PHASES, 0)
+        for phase in self._phases.values():
+            counts[phase] = counts.get(phase, 0) + 1
+        for phase, count in counts.items():
+            JOBS.labels(phase).set(count)

@@ -1,0 +1,535 @@
+"""reconcile(observed) -> Plan: the whole decision logic of the operator, as a pure function.
+
+Level-based: from the TFTrainingJob (spec and the status the operator wrote before) and the
+children that exist now, compute what to create, patch and delete, the new status, and the
+events. Nothing here does I/O, so a crash at any point of applying a plan is safe: the next
+reconcile recomputes the same plan from what is there.
+
+Ordering contract with the edge (tftj.operator.kube.apply_plan): the status is written FIRST,
+then deletions, creations, patches, events. Every decision that must not be taken twice (a
+restart, a suspension) bumps `status.attempt` before the old attempt Job is deleted, so
+after a crash the next reconcile sees the new attempt number and never re-creates an old one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from tftj.api import naming
+from tftj.api.contract import failure_kind
+from tftj.api.models import TFTrainingJobSpec
+from tftj.api.resolve import ResolvedParameters, resolve, resolved_to_dict
+from tftj.operator import conditions
+from tftj.operator.children import (
+    Obj,
+    attempt_job,
+    attempt_of,
+    static_children,
+)
+from tftj.operator.status import (
+    WorkerFailure,
+    exit_code_name,
+    first_failure,
+    is_suspended,
+    job_failure_condition,
+    job_outcome,
+    pod_phase,
+    pod_ready,
+    unschedulable_message,
+)
+
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What exists now. `children` maps (kind, name) of the job's long-lived children (see
+    children.static_children) to the live object; `attempt_jobs` and `pods` are every worker
+    Job and pod labelled with the job's name, of any attempt."""
+
+    job: Obj
+    children: dict[tuple[str, str], Obj]
+    attempt_jobs: list[Obj]
+    pods: list[Obj]
+    now: datetime
+    progress: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Deletion:
+    api_version: str
+    kind: str
+    name: str
+    # Foreground keeps the Job until its pods are gone, so "old attempt fully stopped" is
+    # observable as "the Job no longer exists".
+    propagation: str = "Foreground"
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass
+class Plan:
+    status: Obj | None = None  # the complete new status, None when unchanged
+    creates: list[Obj] = field(default_factory=list)
+    patches: list[Obj] = field(default_factory=list)  # merge patches with apiVersion/kind/name
+    deletions: list[Deletion] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    delete_job: bool = False  # ttlSecondsAfterFinished expired
+    requeue_after: float | None = None
+    restarted: bool = False  # a whole-group restart was decided (operator metrics)
+
+    def wake(self, seconds: float) -> None:
+        """Ask to be reconciled again within `seconds` (the earliest request wins)."""
+        seconds = max(0.0, seconds)
+        if self.requeue_after is None or seconds < self.requeue_after:
+            self.requeue_after = seconds
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How soon to look again when nothing wakes the operator earlier."""
+
+    resync_seconds: float = 30.0
+    progress_seconds: float = 10.0
+    waiting_seconds: float = 2.0
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _is_deleting(obj: Obj) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def is_subset(desired: Any, actual: Any) -> bool:
+    """Whether every value in `desired` is present and equal in `actual` (the apiserver adds
+    defaults, so an equal-as-a-whole check would report drift forever)."""
+    if isinstance(desired, dict):
+        return isinstance(actual, dict) and all(
+            is_subset(v, actual.get(k)) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(actual, list)
+            and len(desired) == len(actual)
+            and all(is_subset(d, a) for d, a in zip(desired, actual, strict=True))
+        )
+    return bool(desired == actual)
+
+
+# What the operator keeps in line on each long-lived child; other fields are immutable
+# (PVC spec, Service clusterIP) or owned by other controllers.
+_DRIFT_FIELDS: dict[str, tuple[str, ...]] = {
+    "ConfigMap": ("data",),
+    "Service": ("spec",),
+    "Deployment": ("spec",),
+    "PersistentVolumeClaim": (),
+}
+
+
+def drift_patch(desired: Obj, actual: Obj) -> Obj | None:
+    """A merge patch bringing `actual` back to `desired`, or None when nothing drifted."""
+    patch: Obj = {}
+    labels = desired["metadata"].get("labels") or {}
+    if not is_subset(labels, actual["metadata"].get("labels") or {}):
+        patch["metadata"] = {"labels": labels}
+    annotations = desired["metadata"].get("annotations") or {}
+    if not is_subset(annotations, actual["metadata"].get("annotations") or {}):
+        patch.setdefault("metadata", {})["annotations"] = annotations
+    for key in _DRIFT_FIELDS.get(desired["kind"], ()):
+        if not is_subset(desired.get(key), actual.get(key)):
+            patch[key] = desired[key]
+    if not patch:
+        return None
+    return {
+        "apiVersion": desired["apiVersion"],
+        "kind": desired["kind"],
+        "metadata": {"name": desired["metadata"]["name"], **patch.pop("metadata", {})},
+        **patch,
+    }
+
+
+def spec_errors(error: ValidationError) -> str:
+    parts = []
+    for err in error.errors():
+        path = ".".join(str(p) for p in ("spec", *err["loc"]))
+        parts.append(f"{path}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def failure_message(failure: WorkerFailure) -> str:
+    if failure.exit_code is None:
+        text = f"worker {failure.worker_index} failed ({failure.reason})"
+    else:
+        text = (
+            f"worker {failure.worker_index} exited with code {failure.exit_code} "
+            f"({exit_code_name(failure.exit_code)})"
+        )
+    return f"{text}: {failure.message}" if failure.message else text
+
+
+class _Status:
+    """The status under construction plus the events its phase transitions imply."""
+
+    def __init__(self, old: Obj, now: datetime, generation: int | None) -> None:
+        self.old = old
+        self.new: Obj = dict(old)
+        self.now = now
+        self.now_s = rfc3339(now)
+        self.generation = generation
+        self.new["observedGeneration"] = generation
+        self.conditions: list[Obj] = list(old.get("conditions") or [])
+        self.events: list[Event] = []
+
+    def condition(self, type_: str, status: str, reason: str, message: str) -> None:
+        old = conditions.find(self.conditions, type_)
+        self.conditions = conditions.set_condition(
+            self.conditions,
+            type_,
+            status,
+            reason,
+            message,
+            now=self.now_s,
+            generation=self.generation,
+        )
+        if status == "False" and (old is None or old.get("reason") != reason):
+            self.events.append(Event("Warning", reason, message))
+
+    def phase(self, phase: str, reason: str, message: str, event: EventType = "Normal") -> None:
+        old = conditions.find(self.conditions, phase)
+        changed = (
+            self.old.get("phase") != phase
+            or old is None
+            or old.get("status") != "True"
+            or old.get("reason") != reason
+        )
+        self.conditions = conditions.set_phase(
+            self.conditions, phase, reason, message, now=self.now_s, generation=self.generation
+        )
+        self.new["phase"] = phase
+        if changed:
+            self.events.append(Event(event, reason, message))
+
+    def finish(self, phase: str, reason: str, message: str) -> None:
+        self.phase(phase, reason, message, "Normal" if phase == "Succeeded" else "Warning")
+        if not self.new.get("completionTime"):
+            self.new["completionTime"] = self.now_s
+
+    def result(self) -> Obj | None:
+        self.new["conditions"] = self.conditions
+        return None if self.new == self.old else self.new
+
+
+def _replica_counts(status: _Status, pods: list[Obj], desired: int) -> None:
+    ready = sum(1 for p in pods if pod_ready(p))
+    status.new["replicas"] = {
+        "desired": desired,
+        "ready": ready,
+        "succeeded": sum(1 for p in pods if pod_phase(p) == "Succeeded"),
+        "failed": sum(1 for p in pods if pod_phase(p) == "Failed"),
+    }
+    status.new["workers"] = f"{ready}/{desired}"
+
+
+def _progress(status: _Status, observed: Observed) -> None:
+    if observed.progress is None:
+        return
+    old = dict(status.old.get("progress") or {})
+    old.pop("updateTime", None)
+    if old != observed.progress:
+        status.new["progress"] = {**observed.progress, "updateTime": status.now_s}
+
+
+def _finished(
+    plan: Plan, status: _Status, spec: TFTrainingJobSpec, observed: Observed, timing: Timing
+) -> None:
+    """A Succeeded or Failed job: only the TTL is left to honour."""
+    ttl = spec.run_policy.ttl_seconds_after_finished
+    done = parse_time(status.new.get("completionTime"))
+    if ttl is None or done is None:
+        return
+    remaining = (done - observed.now).total_seconds() + ttl
+    if remaining <= 0:
+        plan.delete_job = True
+    else:
+        plan.wake(remaining)
+
+
+def _on_failure(
+    plan: Plan,
+    status: _Status,
+    spec: TFTrainingJobSpec,
+    attempt: int,
+    current: Obj,
+    failure: WorkerFailure | None,
+) -> None:
+    """Gang restart or final failure, decided from the trainer's exit-code table."""
+    if failure is None:
+        # The Job failed without a failed pod left to read (e.g. a worker pod was deleted).
+        cond = job_failure_condition(current) or {}
+        failure = WorkerFailure(
+            None, None, str(cond.get("reason") or "JobFailed"), str(cond.get("message") or "")
+        )
+    kind = failure_kind(failure.exit_code) if failure.exit_code is not None else "Retryable"
+    message = failure_message(failure)
+    restarts = int(status.old.get("restarts") or 0)
+    limit = spec.run_policy.backoff_limit
+    status.new["lastFailure"] = {
+        "attempt": attempt,
+        **({"workerIndex": failure.worker_index} if failure.worker_index is not None else {}),
+        **({"exitCode": failure.exit_code} if failure.exit_code is not None else {}),
+        "reason": "Evicted" if failure.reason == "Evicted" else kind,
+        "message": message,
+        "time": status.now_s,
+    }
+    if kind == "Permanent":
+        status.finish("Failed", "PermanentFailure", f"{message} (a permanent failure: not retried)")
+    elif restarts >= limit:
+        status.finish(
+            "Failed",
+            "BackoffLimitExceeded",
+            f"{message}; runPolicy.backoffLimit {limit} reached after {restarts} restarts",
+        )
+    else:
+        status.new["attempt"] = attempt + 1
+        status.new["restarts"] = restarts + 1
+        plan.restarted = True
+        plan.deletions.append(Deletion("batch/v1", "Job", _name(current)))
+        status.phase(
+            "Restarting",
+            "WorkerFailed",
+            f"{message}; restarting all {spec.workers.replicas} workers from the latest "
+            f"checkpoint as attempt {attempt + 1} (restart {restarts + 1} of {limit})",
+            "Warning",
+        )
+
+
+def _name(obj: Obj) -> str:
+    return str(obj["metadata"]["name"])
+
+
+def _waiting_phase(status: _Status) -> str:
+    return "Restarting" if int(status.new.get("restarts") or 0) > 0 else "Pending"
+
+
+def _active(
+    plan: Plan,
+    status: _Status,
+    spec: TFTrainingJobSpec,
+    attempt: int,
+    current: Obj,
+    pods: list[Obj],
+    timing: Timing,
+) -> None:
+    """The current attempt's Job exists: report how it goes, or act on its end."""
+    replicas = spec.workers.replicas
+    outcome = job_outcome(current)
+    failure = first_failure(pods)
+    if outcome == "Complete":
+        status.finish(
+            "Succeeded", "TrainingSucceeded", f"all {replicas} workers finished (attempt {attempt})"
+        )
+        return
+    if outcome == "Failed" or failure is not None:
+        _on_failure(plan, status, spec, attempt, current, failure)
+        return
+    ready = sum(1 for p in pods if pod_ready(p))
+    if ready == replicas:
+        status.phase(
+            "Running",
+            "AllWorkersRunning",
+            f"{ready}/{replicas} workers running (attempt {attempt})",
+        )
+        plan.wake(timing.progress_seconds)
+        return
+    queue = spec.scheduling.queue_name
+    unschedulable = unschedulable_message(pods)
+    if is_suspended(current) and queue:
+        # Kueue suspended the Job and admits it when all workers fit: never unsuspend it.
+        status.phase(
+            "Pending",
+            "Queued",
+            f"waiting for Kueue to admit all {replicas} workers (queue {queue})",
+        )
+    elif unschedulable is not None:
+        status.phase(_waiting_phase(status), "Unschedulable", unschedulable, "Warning")
+    else:
+        status.phase(
+            _waiting_phase(status),
+            "WorkersStarting",
+            f"{ready}/{replicas} workers running (attempt {attempt})",
+        )
+    plan.wake(timing.resync_seconds)
+
+
+def _spec(job: Obj) -> TFTrainingJobSpec:
+    return TFTrainingJobSpec.model_validate(job.get("spec") or {})
+
+
+def reconcile(observed: Observed, timing: Timing = Timing()) -> Plan:
+    job = observed.job
+    meta = job["metadata"]
+    name, namespace = str(meta["name"]), str(meta.get("namespace") or "")
+    status = _Status(dict(job.get("status") or {}), observed.now, meta.get("generation"))
+    plan = Plan()
+
+    try:
+        spec = _spec(job)
+    except ValidationError as exc:
+        # Only without the webhook (or with an older schema) can this happen; say so in
+        # status and wait for a fixed spec rather than crash-looping.
+        status.condition(conditions.CREATED, "False", "InvalidSpec", spec_errors(exc))
+        if not status.new.get("phase"):
+            status.phase("Pending", "InvalidSpec", "the spec is invalid: see the Created condition")
+        plan.status = status.result()
+        return plan
+
+    resolved: ResolvedParameters = resolve(spec, name=name, namespace=namespace)
+    status.new["resolvedParameters"] = resolved_to_dict(resolved)
+    status.new["parametersHash"] = resolved.parameters_hash
+    status.new["gpus"] = resolved.derived.total_gpus
+    status.new.setdefault("attempt", 0)
+    status.new.setdefault("restarts", 0)
+
+    attempt = max(
+        [int(status.old.get("attempt") or 0)]
+        + [a for a in map(attempt_of, observed.attempt_jobs) if a is not None]
+    )
+    status.new["attempt"] = attempt
+    current_pods = [p for p in observed.pods if attempt_of(p) == attempt]
+    _replica_counts(status, current_pods, spec.workers.replicas)
+    _progress(status, observed)
+
+    if status.old.get("phase") in conditions.TERMINAL_PHASES:
+        if (status.old.get("lastFailure") or {}).get("reason") == "DeadlineExceeded":
+            # Stopping the workers may not have happened before a crash: make sure it does.
+            plan.deletions += [
+                Deletion("batch/v1", "Job", _name(j))
+                for j in observed.attempt_jobs
+                if job_outcome(j) is None and not _is_deleting(j)
+            ]
+        _finished(plan, status, spec, observed, timing)
+        plan.status = status.result()
+        plan.events = status.events
+        return plan
+
+    # Long-lived children: create what is missing, patch what drifted.
+    for desired in static_children(job, resolved):
+        actual = observed.children.get((desired["kind"], desired["metadata"]["name"]))
+        if actual is None:
+            plan.creates.append(desired)
+        elif (patch := drift_patch(desired, actual)) is not None:
+            plan.patches.append(patch)
+
+    current_name = naming.attempt_job_name(name, attempt)
+    current = next((j for j in observed.attempt_jobs if _name(j) == current_name), None)
+    leftovers = [j for j in observed.attempt_jobs if attempt_of(j) != attempt]
+    plan.deletions += [
+        Deletion("batch/v1", "Job", _name(j)) for j in leftovers if not _is_deleting(j)
+    ]
+    leftover_pods = [p for p in observed.pods if attempt_of(p) != attempt]
+    if current is not None and _is_deleting(current):
+        leftovers.append(current)
+        current = None
+
+    deadline = spec.run_policy.active_deadline_seconds
+    started = parse_time(status.new.get("startTime"))
+    if deadline is not None and started is not None:
+        left = (started - observed.now).total_seconds() + deadline
+        if left <= 0:
+            if current is not None:
+                plan.deletions.append(Deletion("batch/v1", "Job", current_name))
+            status.new["lastFailure"] = {
+                "attempt": attempt,
+                "reason": "DeadlineExceeded",
+                "message": f"runPolicy.activeDeadlineSeconds ({deadline}s) passed since the start",
+                "time": status.now_s,
+            }
+            status.finish(
+                "Failed",
+                "DeadlineExceeded",
+                f"the job ran longer than runPolicy.activeDeadlineSeconds ({deadline}s); "
+                "all workers were stopped",
+            )
+            plan.status = status.result()
+            plan.events = status.events
+            return plan
+        plan.wake(left)
+
+    if current is not None and spec.run_policy.suspend:
+        # A fresh attempt number on resume keeps the stopped group and the resumed one apart.
+        status.new["attempt"] = attempt + 1
+        plan.deletions.append(Deletion("batch/v1", "Job", current_name))
+        status.phase(
+            "Suspended",
+            "Suspended",
+            "runPolicy.suspend is true: all workers were stopped; they resume from the latest "
+            "checkpoint when it is set back to false",
+        )
+    elif current is None:
+        if spec.run_policy.suspend:
+            status.phase(
+                "Suspended",
+                "Suspended",
+                "runPolicy.suspend is true: no workers run until it is set back to false",
+            )
+        elif leftovers or leftover_pods:
+            status.phase(
+                _waiting_phase(status),
+                "StoppingPreviousAttempt",
+                f"waiting for {len(leftover_pods)} worker pod(s) of the previous attempt to stop "
+                f"before starting attempt {attempt}",
+            )
+            plan.wake(timing.waiting_seconds)
+        else:
+            plan.creates.append(attempt_job(job, resolved, attempt))
+            status.new.setdefault("startTime", status.now_s)
+            status.condition(
+                conditions.CREATED,
+                "True",
+                "WorkersCreated",
+                f"created Job {current_name} with {spec.workers.replicas} workers",
+            )
+            status.events.append(
+                Event(
+                    "Normal",
+                    "AttemptCreated",
+                    f"created Job {current_name}: attempt {attempt} with "
+                    f"{spec.workers.replicas} workers",
+                )
+            )
+            status.phase(
+                _waiting_phase(status),
+                "WorkersStarting",
+                f"0/{spec.workers.replicas} workers running (attempt {attempt})",
+            )
+            plan.wake(timing.waiting_seconds)
+    else:
+        _active(plan, status, spec, attempt, current, current_pods, timing)
+        if status.new.get("phase") in conditions.TERMINAL_PHASES:
+            _finished(plan, status, spec, observed, timing)
+
+    if plan.requeue_after is None:
+        plan.wake(timing.resync_seconds)
+    plan.status = status.result()
+    plan.events = status.events
+    return plan

@@ -1,0 +1,140 @@
+"""Reading the state of worker Jobs and pods: readiness, the first failure, the scheduler's
+reason for a pending pod, the chief's metrics endpoint. Pure functions over API objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tftj.api.contract import ExitCode
+from tftj.operator.children import TRAINER_CONTAINER
+
+Obj = dict[str, Any]
+JobOutcome = Literal["Complete", "Failed"]
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    """The first worker failure of an attempt: what status.lastFailure reports."""
+
+    worker_index: int | None
+    exit_code: int | None
+    reason: str
+    message: str
+
+
+def _conditions(obj: Obj) -> list[Obj]:
+    return list((obj.get("status") or {}).get("conditions") or [])
+
+
+def has_condition(obj: Obj, type_: str) -> bool:
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in _conditions(obj))
+
+
+def job_outcome(job: Obj) -> JobOutcome | None:
+    """Complete or Failed once the batch Job controller decided, else None."""
+    if has_condition(job, "Complete"):
+        return "Complete"
+    if has_condition(job, "Failed"):
+        return "Failed"
+    return None
+
+
+def job_failure_condition(job: Obj) -> Obj | None:
+    return next(
+        (c for c in _conditions(job) if c.get("type") == "Failed" and c.get("status") == "True"),
+        None,
+    )
+
+
+def is_suspended(job: Obj) -> bool:
+    return bool((job.get("spec") or {}).get("suspend"))
+
+
+def pod_index(pod: Obj) -> int | None:
+    meta = pod.get("metadata") or {}
+    value = (meta.get("annotations") or {}).get(INDEX_ANNOTATION) or (meta.get("labels") or {}).get(
+        INDEX_ANNOTATION
+    )
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def pod_phase(pod: Obj) -> str:
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def pod_ready(pod: Obj) -> bool:
+    return (
+        pod_phase(pod) == "Running"
+        and not (pod.get("metadata") or {}).get("deletionTimestamp")
+        and has_condition(pod, "Ready")
+    )
+
+
+def _terminated(pod: Obj) -> Obj | None:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == TRAINER_CONTAINER:
+            state = cs.get("state") or {}
+            terminated = state.get("terminated") or (cs.get("lastState") or {}).get("terminated")
+            return terminated if isinstance(terminated, dict) else None
+    return None
+
+
+def _failure_time(pod: Obj) -> str:
+    terminated = _terminated(pod) or {}
+    return str(
+        terminated.get("finishedAt") or (pod.get("metadata") or {}).get("creationTimestamp") or ""
+    )
+
+
+def exit_code_name(code: int) -> str:
+    try:
+        return ExitCode(code).name
+    except ValueError:
+        return f"signal {code - 128}" if code > 128 else "unknown"
+
+
+def first_failure(pods: list[Obj]) -> WorkerFailure | None:
+    """The earliest-finished failed worker among `pods` (one attempt's), or None."""
+    failed = [p for p in pods if pod_phase(p) == "Failed"]
+    if not failed:
+        return None
+    pod = min(failed, key=lambda p: (_failure_time(p), pod_index(p) or 0))
+    terminated = _terminated(pod) or {}
+    code = terminated.get("exitCode")
+    status = pod.get("status") or {}
+    message = str(terminated.get("message") or status.get("message") or "").strip()
+    reason = str(status.get("reason") or terminated.get("reason") or "Error")
+    return WorkerFailure(
+        worker_index=pod_index(pod),
+        exit_code=int(code) if code is not None else None,
+        reason=reason,
+        message=message[-1024:],
+    )
+
+
+def unschedulable_message(pods: list[Obj]) -> str | None:
+    """The scheduler's explanation for a pod it cannot place, e.g. "0/3 nodes are available:
+    3 Insufficient nvidia.com/gpu." (from the pod's PodScheduled condition)."""
+    for pod in sorted(pods, key=lambda p: pod_index(p) or 0):
+        for c in _conditions(pod):
+            if (
+                c.get("type") == "PodScheduled"
+                and c.get("status") == "False"
+                and c.get("reason") == "Unschedulable"
+            ):
+                return str(c.get("message") or "unschedulable")
+    return None
+
+
+def chief_pod(pods: list[Obj]) -> Obj | None:
+    """Worker 0 of the attempt when it runs and has an IP (its /metrics carry progress)."""
+    for pod in pods:
+        running = pod_index(pod) == 0 and pod_phase(pod) == "Running"
+        if running and (pod.get("status") or {}).get("podIP"):
+            return pod
+    return None

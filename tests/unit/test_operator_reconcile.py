@@ -1,0 +1,330 @@
+"""The reconcile core, driven through a job's life with hand-made observed states."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import yaml
+from tftj.api.contract import ENV_ATTEMPT, ENV_WORKER_HOSTS, ExitCode
+from tftj.operator.children import KUEUE_QUEUE_LABEL, LABEL_ATTEMPT, LABEL_JOB_NAME
+from tftj.operator.reconcile import Observed, Plan, reconcile, rfc3339
+from tftj.operator.status import INDEX_ANNOTATION
+
+NOW = datetime(2026, 11, 28, 4, 0, 0, tzinfo=UTC)
+
+
+def make_job(
+    spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "tftj.dev/v1alpha1",
+        "kind": "TFTrainingJob",
+        "metadata": {
+            "name": "mnist",
+            "namespace": "ml",
+            "uid": "u-1",
+            "generation": 1,
+            "resourceVersion": "7",
+        },
+        "spec": {
+            "data": {"format": "synthetic"},
+            "workers": {"replicas": 2, "gpusPerWorker": 1},
+            **(spec or {}),
+        },
+    }
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+def pod(
+    attempt: int, index: int, phase: str = "Running", ready: bool = True, **extra: Any
+) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "phase": phase,
+        "podIP": f"127.1.0.{index + 1}",
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+    }
+    status.update(extra)
+    return {
+        "metadata": {
+            "name": f"mnist-a{attempt}-{index}-x",
+            "labels": {LABEL_JOB_NAME: "mnist", LABEL_ATTEMPT: str(attempt)},
+            "annotations": {INDEX_ANNOTATION: str(index)},
+        },
+        "status": status,
+    }
+
+
+def failed_pod(attempt: int, index: int, code: int, message: str = "") -> dict[str, Any]:
+    return pod(
+        attempt,
+        index,
+        "Failed",
+        False,
+        containerStatuses=[
+            {
+                "name": "trainer",
+                "state": {
+                    "terminated": {"exitCode": code, "message": message, "finishedAt": rfc3339(NOW)}
+                },
+            }
+        ],
+    )
+
+
+def batch_job(attempt: int, condition: str | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": f"mnist-a{attempt}",
+            "labels": {LABEL_JOB_NAME: "mnist", LABEL_ATTEMPT: str(attempt)},
+        },
+        "spec": spec,
+        "status": {
+            "conditions": [{"type": condition, "status": "True", "reason": "X"}]
+            if condition
+            else []
+        },
+    }
+
+
+def step(
+    job: dict[str, Any],
+    jobs: list[Any] = (),
+    pods: list[Any] = (),
+    now: datetime = NOW,
+    children: bool = True,
+    **kw: Any,
+) -> Plan:
+    """Reconcile once; write the plan's status back into `job` as the edge would."""
+    kids: dict[tuple[str, str], Any] = {}
+    if children:
+        first = reconcile(
+            Observed(job=job, children={}, attempt_jobs=list(jobs), pods=list(pods), now=now)
+        )
+        kids = {(c["kind"], c["metadata"]["name"]): c for c in first.creates if c["kind"] != "Job"}
+    plan = reconcile(
+        Observed(job=job, children=kids, attempt_jobs=list(jobs), pods=list(pods), now=now, **kw)
+    )
+    if plan.status is not None:
+        job["status"] = plan.status
+    return plan
+
+
+def condition(job: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in job["status"]["conditions"] if c["type"] == type_)
+
+
+def test_first_reconcile_creates_children_with_owner_and_status() -> None:
+    job = make_job()
+    plan = step(job, children=False)
+    kinds = [c["kind"] for c in plan.creates]
+    assert kinds == ["ConfigMap", "Service", "Job"]
+    for child in plan.creates:
+        ref = child["metadata"]["ownerReferences"][0]
+        assert ref["controller"] and ref["blockOwnerDeletion"] and ref["uid"] == "u-1"
+        assert child["metadata"]["labels"][LABEL_JOB_NAME] == "mnist"
+    params = yaml.safe_load(plan.creates[0]["data"]["params.yaml"])
+    assert params["parametersHash"] == job["status"]["parametersHash"]
+    assert job["status"]["phase"] == "Pending"
+    assert job["status"]["startTime"] == rfc3339(NOW)
+    assert job["status"]["workers"] == "0/2"
+    assert job["status"]["gpus"] == 2
+    assert any(e.reason == "AttemptCreated" for e in plan.events)
+
+
+def test_worker_job_shape() -> None:
+    plan = step(make_job({"scheduling": {"queueName": "team-a"}}), children=False)
+    wjob = plan.creates[-1]
+    spec = wjob["spec"]
+    assert (
+        spec["completionMode"],
+        spec["completions"],
+        spec["parallelism"],
+        spec["backoffLimit"],
+    ) == ("Indexed", 2, 2, 0)
+    assert wjob["metadata"]["labels"][KUEUE_QUEUE_LABEL] == "team-a"
+    assert "suspend" not in spec  # Kueue's to decide
+    pod_spec = spec["template"]["spec"]
+    assert pod_spec["subdomain"] == "mnist-workers" and pod_spec["restartPolicy"] == "Never"
+    container = pod_spec["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env[ENV_WORKER_HOSTS] == "mnist-a0-0.mnist-workers:2222,mnist-a0-1.mnist-workers:2222"
+    assert env[ENV_ATTEMPT] == "0"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod_spec["securityContext"]["runAsNonRoot"] is True
+    assert {"name": "tftj-params", "mountPath": "/etc/tftj", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+
+
+def test_second_reconcile_is_a_no_op() -> None:
+    job = make_job()
+    plan = step(job, children=False)
+    created = [c for c in plan.creates]
+    kids = {(c["kind"], c["metadata"]["name"]): c for c in created if c["kind"] != "Job"}
+    jobs = [c for c in created if c["kind"] == "Job"]
+    again = reconcile(Observed(job=job, children=kids, attempt_jobs=jobs, pods=[], now=NOW))
+    assert again.creates == [] and again.patches == [] and again.deletions == []
+    assert again.status is None and again.events == []
+
+
+def test_running_then_succeeded() -> None:
+    job = make_job()
+    step(job)
+    step(job, [batch_job(0)], [pod(0, 0), pod(0, 1)])
+    assert job["status"]["phase"] == "Running" and job["status"]["workers"] == "2/2"
+    plan = step(
+        job,
+        [batch_job(0, "Complete")],
+        [pod(0, 0, "Succeeded", False), pod(0, 1, "Succeeded", False)],
+    )
+    assert job["status"]["phase"] == "Succeeded"
+    assert condition(job, "Succeeded")["status"] == "True"
+    assert condition(job, "Running")["status"] == "False"
+    assert job["status"]["completionTime"] == rfc3339(NOW)
+    assert any(e.reason == "TrainingSucceeded" for e in plan.events)
+
+
+def test_retryable_failure_restarts_the_whole_group() -> None:
+    job = make_job()
+    step(job)
+    plan = step(job, [batch_job(0)], [pod(0, 0), failed_pod(0, 1, ExitCode.PEER_LOST, "peer gone")])
+    status = job["status"]
+    assert (status["phase"], status["attempt"], status["restarts"]) == ("Restarting", 1, 1)
+    assert status["lastFailure"]["workerIndex"] == 1 and status["lastFailure"]["exitCode"] == 10
+    assert status["lastFailure"]["reason"] == "Retryable"
+    assert [d.name for d in plan.deletions] == ["mnist-a0"]
+    assert plan.restarted
+    # Old pods still there: wait, do not create attempt 1.
+    plan = step(job, [], [pod(0, 0)])
+    assert not [c for c in plan.creates if c["kind"] == "Job"]
+    assert condition(job, "Restarting")["reason"] == "StoppingPreviousAttempt"
+    # Old pods gone: attempt 1 is created.
+    plan = step(job, [], [])
+    created = [c for c in plan.creates if c["kind"] == "Job"]
+    assert [c["metadata"]["name"] for c in created] == ["mnist-a1"]
+
+
+def test_restart_decision_is_idempotent_on_a_stale_read() -> None:
+    job = make_job()
+    step(job)
+    before = dict(job)
+    failed = [pod(0, 0), failed_pod(0, 1, 10)]
+    a = reconcile(
+        Observed(job=before, children={}, attempt_jobs=[batch_job(0)], pods=failed, now=NOW)
+    )
+    b = reconcile(
+        Observed(job=before, children={}, attempt_jobs=[batch_job(0)], pods=failed, now=NOW)
+    )
+    assert a.status == b.status and a.status is not None and a.status["restarts"] == 1
+
+
+def test_permanent_failure_fails_the_job() -> None:
+    job = make_job()
+    step(job)
+    step(
+        job,
+        [batch_job(0)],
+        [pod(0, 0), failed_pod(0, 1, ExitCode.BAD_DATA, "label 12 out of range")],
+    )
+    status = job["status"]
+    assert status["phase"] == "Failed"
+    assert condition(job, "Failed")["reason"] == "PermanentFailure"
+    assert "label 12 out of range" in status["lastFailure"]["message"]
+    assert "BAD_DATA" in condition(job, "Failed")["message"]
+
+
+def test_backoff_limit_exhausted() -> None:
+    job = make_job({"runPolicy": {"backoffLimit": 1}})
+    step(job)
+    step(job, [batch_job(0)], [failed_pod(0, 0, 137)])
+    assert job["status"]["restarts"] == 1
+    step(job, [], [])
+    step(job, [batch_job(1)], [failed_pod(1, 0, 137)])
+    assert job["status"]["phase"] == "Failed"
+    assert condition(job, "Failed")["reason"] == "BackoffLimitExceeded"
+
+
+def test_suspend_and_resume_use_a_fresh_attempt() -> None:
+    job = make_job()
+    step(job)
+    step(job, [batch_job(0)], [pod(0, 0), pod(0, 1)])
+    job["spec"]["runPolicy"] = {"suspend": True}
+    plan = step(job, [batch_job(0)], [pod(0, 0), pod(0, 1)])
+    assert job["status"]["phase"] == "Suspended" and job["status"]["attempt"] == 1
+    assert job["status"]["restarts"] == 0
+    assert [d.name for d in plan.deletions] == ["mnist-a0"]
+    plan = step(job, [], [])
+    assert job["status"]["phase"] == "Suspended" and not [
+        c for c in plan.creates if c["kind"] == "Job"
+    ]
+    job["spec"]["runPolicy"] = {"suspend": False}
+    plan = step(job, [], [])
+    assert [c["metadata"]["name"] for c in plan.creates if c["kind"] == "Job"] == ["mnist-a1"]
+
+
+def test_deadline_stops_workers() -> None:
+    job = make_job({"runPolicy": {"activeDeadlineSeconds": 60}})
+    step(job)
+    plan = step(job, [batch_job(0)], [pod(0, 0), pod(0, 1)], now=NOW + timedelta(seconds=61))
+    assert job["status"]["phase"] == "Failed"
+    assert condition(job, "Failed")["reason"] == "DeadlineExceeded"
+    assert [d.name for d in plan.deletions] == ["mnist-a0"]
+
+
+def test_ttl_deletes_a_finished_job() -> None:
+    job = make_job({"runPolicy": {"ttlSecondsAfterFinished": 30}})
+    step(job)
+    step(job, [batch_job(0, "Complete")], [])
+    plan = step(job, [batch_job(0, "Complete")], [], now=NOW + timedelta(seconds=10))
+    assert not plan.delete_job and plan.requeue_after == pytest.approx(20)
+    plan = step(job, [batch_job(0, "Complete")], [], now=NOW + timedelta(seconds=31))
+    assert plan.delete_job
+
+
+def test_unschedulable_reason_is_copied() -> None:
+    job = make_job()
+    step(job)
+    message = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    pending = pod(0, 0, "Pending", False)
+    pending["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+    ]
+    plan = step(job, [batch_job(0)], [pending])
+    assert condition(job, "Pending") == {
+        **condition(job, "Pending"),
+        "reason": "Unschedulable",
+        "message": message,
+    }
+    assert any(e.message == message and e.type == "Warning" for e in plan.events)
+
+
+def test_kueue_suspended_job_is_reported_queued_and_left_alone() -> None:
+    job = make_job({"scheduling": {"queueName": "team-a"}})
+    step(job)
+    plan = step(job, [batch_job(0, suspend=True)], [])
+    assert condition(job, "Pending")["reason"] == "Queued"
+    assert plan.patches == [] and plan.deletions == []
+
+
+def test_progress_lands_in_status() -> None:
+    job = make_job()
+    step(job)
+    progress = {"epoch": 2, "totalEpochs": 10, "step": 200, "loss": 0.5, "metrics": {}}
+    step(job, [batch_job(0)], [pod(0, 0), pod(0, 1)], progress=progress)
+    assert job["status"]["progress"]["epoch"] == 2
+    assert job["status"]["progress"]["updateTime"] == rfc3339(NOW)
+
+
+def test_invalid_spec_is_reported_not_raised() -> None:
+    job = make_job({"training": {"learningRate": -1}})
+    plan = step(job, children=False)
+    assert plan.creates == []
+    created = condition(job, "Created")
+    assert created["status"] == "False" and "spec.training.learningRate" in created["message"]
