@@ -24,7 +24,13 @@ from tftj.api.models import (
     SINGULAR,
     VERSION,
 )
-from tftj.api.schema import Schema, full_description, spec_schema, status_schema
+from tftj.api.schema import (
+    JOB_DESCRIPTION,
+    Schema,
+    full_description,
+    spec_schema,
+    status_schema,
+)
 
 CRD_NAME = f"{PLURAL}.{GROUP}"
 # Keys of the pydantic JSON schema that have no place in a structural schema.
@@ -109,22 +115,13 @@ def _mark_map_lists(status: Schema) -> None:
 def open_api_schema() -> Schema:
     """The openAPIV3Schema of the TFTrainingJob kind."""
     spec = structural(spec_schema())
-    spec["description"] = (
-        "Every training parameter of the job. The operator never writes spec; everything it "
-        "computes is in status."
-    )
     # Status is written by the operator only: no defaults, so it shows exactly what was written.
     status = structural(status_schema(), defaults=False)
-    status["description"] = (
-        "Observed state, written by the operator: phase, conditions, the resolved parameters "
-        "the workers train with, replica counts, restarts, last failure and progress."
-    )
     status["properties"]["resolvedParameters"]["type"] = "object"
     _mark_map_lists(status)
     root: Schema = {
         "type": "object",
-        "description": "A distributed TensorFlow training job: N workers training one model "
-        "synchronously with MultiWorkerMirroredStrategy.",
+        "description": JOB_DESCRIPTION,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": "Always " + API_VERSION + "."},

@@ -21,6 +21,20 @@ from tftj.api.models import TFTrainingJob, TFTrainingJobSpec, TFTrainingJobStatu
 
 Schema = dict[str, Any]
 
+# Descriptions of the top-level objects (pydantic models have no field around them to carry one).
+JOB_DESCRIPTION = (
+    "A distributed TensorFlow training job: N workers training one model synchronously with "
+    "MultiWorkerMirroredStrategy. Write spec; the operator writes status."
+)
+SPEC_DESCRIPTION = (
+    "Every training parameter of the job. The operator never writes spec; everything it "
+    "computes is in status."
+)
+STATUS_DESCRIPTION = (
+    "Observed state, written by the operator: phase, conditions, the resolved parameters the "
+    "workers train with, replica counts, restarts, last failure and progress."
+)
+
 _REF = re.compile(r"^#/\$defs/(?P<name>.+)$")
 
 
@@ -70,11 +84,11 @@ def job_schema() -> Schema:
 
 
 def spec_schema() -> Schema:
-    return copy.deepcopy(_cached(TFTrainingJobSpec))
+    return {**copy.deepcopy(_cached(TFTrainingJobSpec)), "description": SPEC_DESCRIPTION}
 
 
 def status_schema() -> Schema:
-    return copy.deepcopy(_cached(TFTrainingJobStatus))
+    return {**copy.deepcopy(_cached(TFTrainingJobStatus)), "description": STATUS_DESCRIPTION}
 
 
 def child(schema: Schema, key: str | int) -> Schema | None:

@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
                 out.append(f"{path}: internal error ({type(exc).__name__}: {exc})")
     if out:
         sys.stdout.write("\n".join(out) + "\n")
+        sys.stdout.flush()  # problems first, then the summary (stderr is unbuffered)
     if not args.quiet:
         print(
             f"{tally.manifests} TFTrainingJob manifest(s) in {tally.files} file(s): "
