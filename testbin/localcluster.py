@@ -85,7 +85,10 @@ EXIT_CODE_LABEL = "testbin.tftj.dev/exit-code"
 
 SERVICE_CIDR = "10.96.0.0/16"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
-POD_CIDR = "10.244.0.0/16"  # kwok hands out pod IPs from here; /16 fits the benchmarks
+# kwok hands out pod IPs from here; /16 fits the benchmarks. Loopback on purpose: the
+# operator scrapes the chief pod's /metrics at podIP:port, and tests may only ever open
+# connections to 127.0.0.0/8 (a test serves the chief's metrics on that loopback IP).
+POD_CIDR = "127.1.0.0/16"
 
 T = TypeVar("T")
 
