@@ -49,8 +49,13 @@ class TrainerMetrics:
                                         registry=r)
         self.info = Gauge(METRIC_INFO, "Constant 1; labels describe the run.",
                           [*names, "parameters_hash", "strategy"], registry=r)
-        # Pre-bound children: labels() is a dict lookup per call, too slow for every step.
+        # Pre-bound child: labels() is a dict lookup per call, too slow for every step.
         self._duration = self.step_duration.labels(**self.labels)
+        # Labelled series exist only once touched: publish every unsplit one at 0 from the
+        # start, so scrapers (and the operator) see the full set before the first step.
+        for family in (self.epoch, self.epochs_target, self.step, self.steps_target,
+                       self.checkpoints, self.attempt, self.resumed_from_epoch):
+            family.labels(**self.labels)
 
     def serve(self, port: int, address: str = "0.0.0.0") -> int:
         """Start /metrics in a daemon thread; returns the bound port (port 0 picks one)."""

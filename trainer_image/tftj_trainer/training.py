@@ -113,6 +113,21 @@ def prepare(params: ResolvedParameters, cluster: Cluster, strategy: Any) -> Prep
                     precision, schedule)
 
 
+def make_callbacks(params: ResolvedParameters, p: Prepared, metrics: TrainerMetrics,
+                   summaries: SummaryLogger | None, checkpoints: Checkpoints,
+                   stop: StopOnSignal) -> list[keras.callbacks.Callback]:
+    spec = params.spec
+    training = spec.training
+    return [
+        Reporting(metrics=metrics, summaries=summaries, names=training.metrics or ["loss"],
+                  frequency=spec.logging.frequency, steps_per_epoch=p.steps.steps_per_epoch,
+                  epochs=training.epochs, global_batch=training.batch_size, schedule=p.schedule),
+        Checkpointing(checkpoints, metrics, frequency=spec.checkpoint.frequency,
+                      epochs=training.epochs),
+        stop,
+    ]
+
+
 def train(params: ResolvedParameters, paths: StoragePaths, cluster: Cluster, strategy: Any,
           metrics: TrainerMetrics, attempt: int) -> None:
     spec = params.spec
@@ -139,15 +154,7 @@ def train(params: ResolvedParameters, paths: StoragePaths, cluster: Cluster, str
         )
         if cluster.is_chief:
             summaries = SummaryLogger(paths.logs, params, training.metrics or ["loss"])
-        callbacks = [
-            Reporting(metrics=metrics, summaries=summaries, names=training.metrics or ["loss"],
-                      frequency=spec.logging.frequency, steps_per_epoch=p.steps.steps_per_epoch,
-                      epochs=training.epochs, global_batch=training.batch_size,
-                      schedule=p.schedule),
-            Checkpointing(checkpoints, metrics, frequency=spec.checkpoint.frequency,
-                          epochs=training.epochs),
-            stop,
-        ]
+        callbacks = make_callbacks(params, p, metrics, summaries, checkpoints, stop)
         if start_epoch < training.epochs:
             p.model.fit(
                 p.train_data,
