@@ -59,7 +59,7 @@ def _opt(optimizer: str, param: str, value: Any, good_optimizer: str) -> Case:
         f"spec.training.optimizerParams.{param}",
         {"training": {"optimizer": optimizer, "optimizerParams": {param: value}}},
         {"training": {"optimizer": good_optimizer, "optimizerParams": {param: value}}},
-        f"only applies to optimizer",
+        "only applies to optimizer",
     )
 
 
@@ -165,8 +165,18 @@ CASES: list[Case] = [
     Case(
         "min_learning_rate_below_effective",
         "spec.training.schedule.minLearningRate",
-        {"training": {"learningRate": 0.01, "schedule": {"type": "cosine", "minLearningRate": 0.01}}},
-        {"training": {"learningRate": 0.01, "schedule": {"type": "cosine", "minLearningRate": 0.001}}},
+        {
+            "training": {
+                "learningRate": 0.01,
+                "schedule": {"type": "cosine", "minLearningRate": 0.01},
+            }
+        },
+        {
+            "training": {
+                "learningRate": 0.01,
+                "schedule": {"type": "cosine", "minLearningRate": 0.001},
+            }
+        },
         "must be below the effective learning rate 0.01",
     ),
     Case(
@@ -271,15 +281,41 @@ CASES: list[Case] = [
     Case(
         "priority_class_consistent",
         "spec.workers.podTemplate.priorityClassName",
-        {"scheduling": {"priorityClassName": "a"}, "workers": {"podTemplate": {"priorityClassName": "b"}}},
-        {"scheduling": {"priorityClassName": "a"}, "workers": {"podTemplate": {"priorityClassName": "a"}}},
+        {
+            "scheduling": {"priorityClassName": "a"},
+            "workers": {"podTemplate": {"priorityClassName": "b"}},
+        },
+        {
+            "scheduling": {"priorityClassName": "a"},
+            "workers": {"podTemplate": {"priorityClassName": "a"}},
+        },
         "set only one",
     ),
     Case(
         "env_value_or_value_from",
         "spec.workers.podTemplate.env[0]",
-        {"workers": {"podTemplate": {"env": [{"name": "A", "value": "1", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}}},
-        {"workers": {"podTemplate": {"env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}}},
+        {
+            "workers": {
+                "podTemplate": {
+                    "env": [
+                        {
+                            "name": "A",
+                            "value": "1",
+                            "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                        }
+                    ]
+                }
+            }
+        },
+        {
+            "workers": {
+                "podTemplate": {
+                    "env": [
+                        {"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+                    ]
+                }
+            }
+        },
         "set value or valueFrom, not both",
     ),
     Case(

@@ -16,8 +16,7 @@ import functools
 from typing import Any
 
 import celpy
-
-from tftj.api.cel import ITEMS, CelRule
+from tftj.api.cel import CEL_RULES, ITEMS, CelRule
 from tftj.api.crd import open_api_schema
 
 Schema = dict[str, Any]
@@ -78,6 +77,12 @@ def _typed(schema: Schema, value: Any) -> Any:
     return value
 
 
+def rejecting_rules(manifest: dict[str, Any]) -> list[CelRule]:
+    """The CRD rules that reject `manifest` (defaults applied once, as the apiserver does)."""
+    defaulted = apply_defaults(CRD_SCHEMA, manifest)
+    return [rule for rule in CEL_RULES if not cel_eval(rule, defaulted, defaulted=True)]
+
+
 def node_at(rule: CelRule, manifest: Any) -> list[tuple[Schema, Any]]:
     """The (schema, value) pairs a rule runs on: one, or one per item for list-item rules."""
     pairs: list[tuple[Schema, Any]] = [(CRD_SCHEMA, manifest)]
@@ -100,11 +105,12 @@ def _program(expression: str) -> Any:
     return _ENV.program(_ENV.compile(expression))
 
 
-def cel_eval(rule: CelRule, manifest: dict[str, Any]) -> bool:
+def cel_eval(rule: CelRule, manifest: dict[str, Any], *, defaulted: bool = False) -> bool:
     """Whether the apiserver would accept `manifest` under this one rule."""
-    defaulted = apply_defaults(CRD_SCHEMA, manifest)
+    if not defaulted:
+        manifest = apply_defaults(CRD_SCHEMA, manifest)
     program = _program(rule.expression)
-    for schema, value in node_at(rule, defaulted):
+    for schema, value in node_at(rule, manifest):
         result = program.evaluate({"self": celpy.json_to_cel(_typed(schema, value))})
         if isinstance(result, Exception):
             raise result

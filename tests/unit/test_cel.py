@@ -9,7 +9,6 @@ import yaml
 from cases import CASES, Case
 from kubeschema import cel_eval
 from test_rules import found
-
 from tftj.api.cel import CEL_RULES, CelRule
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

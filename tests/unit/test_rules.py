@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from cases import CASES, Case
-
 from tftj.api.errors import Problem
 from tftj.api.rules import RULES
 from tftj.api.validate import validate
