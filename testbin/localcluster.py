@@ -442,7 +442,7 @@ rules:
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: ["", events.k8s.io]
   resources: [events]
-  verbs: [create, update, patch]
+  verbs: [get, list, watch, create, update, patch]
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
   verbs: [get, list, watch, create, update, patch, delete]
@@ -606,6 +606,10 @@ class LocalCluster:
         """Stop every process this state dir started (SIGTERM, then SIGKILL) and remove its state."""
         with self._locked():
             self._stop_locked()
+        # Only the lock file is left: remove the directory too (best effort).
+        with contextlib.suppress(OSError):
+            (self.state_dir / ".lock").unlink()
+            self.state_dir.rmdir()
 
     def __enter__(self) -> LocalCluster:
         return self.start()
@@ -614,24 +618,26 @@ class LocalCluster:
         self.stop()
 
     def _kill_recorded(self, grace: float = 10.0) -> None:
+        """SIGTERM each recorded process in reverse start order, waiting for each to
+        exit (SIGKILL after ``grace`` seconds) before the next: the apiserver shuts
+        down cleanly only while etcd is still there."""
         state = self._read_state() or {}
         pids = state.get("pids", {})
         order = [n for n in reversed(COMPONENTS) if n in pids] + [
             n for n in pids if n not in COMPONENTS
         ]
-        live: list[int] = []
         for name in order:
-            info = pids[name]
-            if _alive(info["pid"], info.get("start_time")):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(info["pid"], signal.SIGTERM)
-                live.append(info["pid"])
-        deadline = time.monotonic() + grace
-        for pid in live:
-            while time.monotonic() < deadline and _alive(pid, None):
+            pid, start_time = pids[name]["pid"], pids[name].get("start_time")
+            if not _alive(pid, start_time):
                 self._reap(pid)
-                time.sleep(0.05)
-            if _alive(pid, None):
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and _alive(pid, start_time):
+                self._reap(pid)
+                time.sleep(0.02)
+            if _alive(pid, start_time):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             self._reap(pid)
@@ -802,6 +808,11 @@ class LocalCluster:
         )
         _write(pki / "apiserver-kubelet-client.crt", pem_cert(kubelet_client.cert), 0o644)
         _write(pki / "apiserver-kubelet-client.key", pem_key(kubelet_client.key))
+        front_ca = make_ca("tftj-testbin-front-proxy-ca")
+        _write(pki / "front-proxy-ca.crt", pem_cert(front_ca.cert), 0o644)
+        front_client = issue_cert(front_ca, "front-proxy-client", client=True)
+        _write(pki / "front-proxy-client.crt", pem_cert(front_client.cert), 0o644)
+        _write(pki / "front-proxy-client.key", pem_key(front_client.key))
         sa_key = _new_key()
         _write(pki / "sa.key", pem_key(sa_key))
         _write(
@@ -874,6 +885,19 @@ class LocalCluster:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC",
+            # The apiserver listens on loopback only, and Endpoints may not hold a
+            # loopback IP: do not publish the `kubernetes` Service endpoints.
+            "--endpoint-reconciler-type=none",
+            # Front-proxy (aggregation layer) as kubeadm sets it up; also lets the
+            # controller-manager/scheduler read a complete
+            # extension-apiserver-authentication ConfigMap.
+            f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
             # The defaults (ServiceAccount, PodSecurity, NamespaceLifecycle, LimitRanger,
             # ResourceQuota, Mutating/ValidatingAdmissionWebhook, ValidatingAdmissionPolicy,
             # ...) stay on; NodeRestriction is what a real cluster adds on top.
