@@ -114,6 +114,13 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.kubeconfig:
+        if not Path(args.kubeconfig).is_file():
+            return _fail(f"--kubeconfig: no such file: {args.kubeconfig}")
+        # Before importing kubernetes: it reads $KUBECONFIG once, at import (kopf logs in
+        # through it).
+        os.environ["KUBECONFIG"] = str(Path(args.kubeconfig).resolve())
+
     import kopf
     from kubernetes import client, config
     from prometheus_client import start_http_server
@@ -132,10 +139,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(f"--scrape-allowed-cidrs: {exc}")
 
-    if args.kubeconfig:
-        if not Path(args.kubeconfig).is_file():
-            return _fail(f"--kubeconfig: no such file: {args.kubeconfig}")
-        os.environ["KUBECONFIG"] = str(Path(args.kubeconfig).resolve())  # for kopf's login
     try:
         try:
             config.load_incluster_config()
@@ -157,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
         log_prefix=False,
     )
     logging.getLogger("tftj").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:
+        # kopf logs every handled watch event at INFO; at hundreds of pods that drowns ours.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
     timing = Timing(
         resync_seconds=args.resync_seconds,

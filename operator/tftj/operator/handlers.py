@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import time
 from collections.abc import Hashable
@@ -92,22 +93,24 @@ class Controller:
                 # Someone (or our previous reconcile) changed the job: read it again.
                 metrics.RECONCILES.labels("conflict").inc()
                 delay = 0.05
-            except (ApiException, HTTPError, OSError) as exc:
-                delay = self._backoff(key, "api", exc)
+            except ApiException as exc:
+                delay = self._backoff(key, "api", _api_error(exc))
+            except (HTTPError, OSError) as exc:
+                delay = self._backoff(key, "connection", str(exc))
             except Exception as exc:
                 log.exception("reconcile of %s/%s failed", *key)
-                delay = self._backoff(key, "internal", exc)
+                delay = self._backoff(key, "internal", repr(exc))
             finally:
                 self.queue.done(key)
             if delay is not None:
                 self.queue.add_after(key, delay)
 
-    def _backoff(self, key: Key, kind: str, exc: BaseException) -> float:
+    def _backoff(self, key: Key, kind: str, reason: str) -> float:
         metrics.RECONCILES.labels("error").inc()
         metrics.ERRORS.labels(kind).inc()
         count = self.failures[key] = self.failures.get(key, 0) + 1
         delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(count, 8))
-        log.warning("reconcile of %s/%s failed (%s); retrying in %.1fs", *key, exc, delay)
+        log.warning("reconcile of %s/%s failed (%s); retrying in %.1fs", *key, reason, delay)
         return delay
 
     def enqueue(self, namespace: str | None, name: str | None) -> None:
@@ -120,6 +123,15 @@ class Controller:
             self.queue.forget(key)
         self.phases.forget(key)
         self.failures.pop(key, None)
+
+
+def _api_error(exc: ApiException) -> str:
+    """One line: the status code and the apiserver's message (not the headers and body)."""
+    try:
+        message = json.loads(exc.body or "{}").get("message") or exc.reason
+    except (ValueError, AttributeError):
+        message = exc.reason
+    return f"{exc.status} {message}"
 
 
 def _admission_review(
@@ -145,6 +157,11 @@ def _admission_review(
 def build_registry(controller: Controller, *, webhook: bool) -> kopf.OperatorRegistry:
     """All handlers on a fresh registry (nothing registered at import time)."""
     registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        # In-cluster ServiceAccount, else $KUBECONFIG (set by `tftj operator --kubeconfig`).
+        return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
     async def start(**_: Any) -> None:
