@@ -17,15 +17,16 @@ from pathlib import Path
 
 from tftj.api.contract import ENV_ATTEMPT, ENV_JOB_NAME, PARAMS_DIR, PARAMS_FILE, ExitCode
 
-from tftj_trainer.exitcodes import TrainerError, one_line, tensorflow_error_code
+from tftj_trainer.exitcodes import (
+    ParametersError,
+    TrainerError,
+    one_line,
+    tensorflow_error_code,
+)
 
 log = logging.getLogger("tftj_trainer")
 
 TERMINATION_LOG = "/dev/termination-log"  # Kubernetes' default terminationMessagePath
-# TensorFlow's C++ logging, which reads its level once at import.
-TF_CPP_LEVELS = {"debug": "0", "info": "1", "warning": "1", "error": "2"}
-# TensorFlow's Python logger: its INFO lines (sharding callbacks, ...) are noise below debug.
-TF_PY_LEVELS = {"debug": "DEBUG", "info": "WARNING", "warning": "WARNING", "error": "ERROR"}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -60,17 +61,16 @@ def report_failure(code: int, message: str, termination_log: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     # Parameters are checked before TensorFlow is imported: a bad file fails in a second.
-    from tftj_trainer.config import load_params, storage_paths
+    from tftj_trainer.config import load_params, log_levels, metrics_port, storage_paths
 
     params = load_params(args.params)
-    level = params.spec.logging.level
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_CPP_LEVELS[level])
-    # Others' Python loggers (absl, tensorflow) stay at WARNING unless debugging.
-    logging.basicConfig(level="DEBUG" if level == "debug" else "WARNING",
+    levels = log_levels(params.spec.logging.level)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", levels.tf_cpp)
+    logging.basicConfig(level=levels.others,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("tftj_trainer").setLevel(level.upper())
+    logging.getLogger("tftj_trainer").setLevel(levels.trainer)
 
-    from tftj_trainer.cluster import cluster_from_env, make_strategy
+    from tftj_trainer.cluster import cluster_from_env, group_problems, make_strategy
 
     cluster = cluster_from_env(os.environ)
     paths = storage_paths(params, args.storage_root)
@@ -81,13 +81,16 @@ def run(args: argparse.Namespace) -> int:
         from tftj_trainer.metrics import TrainerMetrics
         from tftj_trainer.training import train
 
-        tf.get_logger().setLevel(TF_PY_LEVELS[level])
+        tf.get_logger().setLevel(levels.others)
+        errors, warnings = group_problems(params, cluster,
+                                          len(tf.config.list_physical_devices("GPU")))
+        if errors:
+            raise ParametersError(errors[0])
+        for warning in warnings:
+            log.warning("%s", warning)
         strategy = make_strategy(cluster)
         metrics = TrainerMetrics(os.environ.get(ENV_JOB_NAME, params.job.name), cluster.index)
-        port = metrics.serve(
-            params.spec.metrics.port if args.metrics_port is None else args.metrics_port,
-            args.metrics_address,
-        )
+        port = metrics.serve(metrics_port(params, args.metrics_port), args.metrics_address)
         log.info("worker %d: /metrics on port %d", cluster.index, port)
         train(params, paths, cluster, strategy, metrics, attempt)
     except TrainerError:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tftj.api.contract import ENV_WORKER_HOSTS, ENV_WORKER_INDEX, ExitCode
+from tftj.api.resolve import ResolvedParameters
 
 from tftj_trainer.exitcodes import TrainerError
 
@@ -35,6 +36,30 @@ class Cluster:
     @property
     def distributed(self) -> bool:
         return self.size > 1
+
+
+def group_problems(params: ResolvedParameters, cluster: Cluster,
+                   visible_gpus: int) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of running `params` in this group on this machine.
+
+    The per-replica batch and the learning-rate scaling were resolved for workers.replicas
+    workers; a group of another size would silently train something else.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    expected = params.spec.workers.replicas
+    if cluster.size != expected:
+        errors.append(
+            f"workers.replicas is {expected} but this worker's group has {cluster.size} "
+            "worker(s) (TF_CONFIG / TFTJ_WORKER_HOSTS)"
+        )
+    wanted = params.spec.workers.gpus_per_worker
+    if wanted > visible_gpus:
+        warnings.append(
+            f"workers.gpusPerWorker is {wanted} but {visible_gpus} GPU(s) are visible: training "
+            "on what is there"
+        )
+    return errors, warnings
 
 
 def tf_config(cluster: Cluster) -> dict[str, Any]:

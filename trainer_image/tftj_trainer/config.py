@@ -105,3 +105,27 @@ def storage_paths(params: ResolvedParameters, root: str | None) -> StoragePaths:
         checkpoints=chosen / spec.checkpoint.directory,
         export=chosen / spec.export.directory,
     )
+
+
+@dataclass(frozen=True)
+class LogLevels:
+    trainer: str  # the tftj_trainer logger
+    others: str  # every other Python logger (tensorflow, absl): their INFO lines are noise
+    tf_cpp: str  # TF_CPP_MIN_LOG_LEVEL, read once when TensorFlow is imported
+
+
+def log_levels(level: str) -> LogLevels:
+    """What logging.level means for each log source."""
+    return LogLevels(
+        trainer=level.upper(),
+        others="DEBUG" if level == "debug" else max(level.upper(), "WARNING", key=_ORDER.index),
+        tf_cpp={"debug": "0", "info": "1", "warning": "1", "error": "2"}[level],
+    )
+
+
+_ORDER = ["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def metrics_port(params: ResolvedParameters, override: int | None) -> int:
+    """metrics.port, unless the command line says otherwise (tftj run gives each worker one)."""
+    return params.spec.metrics.port if override is None else override

@@ -1,0 +1,140 @@
+"""The trainer's pieces in-process, against real TensorFlow: readers, splits, precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from tftj.api.models import TFTrainingJobSpec
+from tftj.api.resolve import ResolvedParameters, resolve
+
+from tests.trainer.conftest import small_spec
+
+
+def params_for(patch: dict[str, Any]) -> ResolvedParameters:
+    return resolve(TFTrainingJobSpec.model_validate(small_spec(patch)), name="parts")
+
+
+def write_tfrecord(path: Path, features: np.ndarray, labels: np.ndarray) -> None:
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for x, y in zip(features, labels, strict=True):
+            example = tf.train.Example(features=tf.train.Features(feature={
+                "features": tf.train.Feature(float_list=tf.train.FloatList(value=x.tolist())),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y)])),
+            }))
+            writer.write(example.SerializeToString())
+
+
+def test_every_file_format_reads_the_same_examples(tmp_path: Path) -> None:
+    from tftj_trainer.data import load_splits
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 3)).astype(np.float32)
+    labels = rng.integers(0, 10, size=40)
+    (tmp_path / "csv").mkdir()
+    for part in range(2):  # a directory of two files
+        rows = ["x0,x1,x2,label"] + [
+            ",".join(f"{v:.9g}" for v in features[i]) + f",{labels[i]}"
+            for i in range(part * 20, part * 20 + 20)
+        ]
+        (tmp_path / "csv" / f"part-{part}.csv").write_text("\n".join(rows) + "\n")
+    np.savez(tmp_path / "all.npz", features=features, label=labels)
+    write_tfrecord(tmp_path / "p0.tfrecord", features[:20], labels[:20])
+    write_tfrecord(tmp_path / "p1.tfrecord", features[20:], labels[20:])
+    common = {"validationSplit": 0.0, "preprocess": {"normalization": "none"}}
+    sources = {
+        "csv directory": {"format": "csv", "path": str(tmp_path / "csv")},
+        "npz file": {"format": "npz", "path": str(tmp_path / "all.npz")},
+        "tfrecord glob": {"format": "tfrecord", "path": str(tmp_path / "p*.tfrecord"),
+                          "numFeatures": 3},
+    }
+    for what, data in sources.items():
+        splits = load_splits(params_for({"data": {**data, **common}}))
+        np.testing.assert_allclose(splits.train.features, features, rtol=1e-6, err_msg=what)
+        np.testing.assert_array_equal(splits.train.labels, labels, err_msg=what)
+    assert load_splits(params_for({"data": {**sources["csv directory"], **common}})).num_files == 2
+
+
+def test_normalization_statistics_come_from_the_training_split_only() -> None:
+    from tftj_trainer.data import load_splits, split_validation, synthetic_examples
+
+    params = params_for({"data": {"validationSplit": 0.25}})
+    raw_train, raw_validation = split_validation(synthetic_examples(params), 0.25, 42)
+    splits = load_splits(params)
+    mean, std = raw_train.features.mean(axis=0), raw_train.features.std(axis=0)
+    np.testing.assert_allclose(splits.train.features.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(splits.validation.features,
+                               (raw_validation.features - mean) / std, rtol=1e-4, atol=1e-5)
+    assert len(splits.validation) == params.derived.validation_examples
+    assert len(splits.train) == params.derived.train_examples
+
+
+@pytest.mark.parametrize(("policy", "files", "expected"), [
+    ("auto", 1, "data"), ("auto", 4, "file"), ("off", 4, "off"), ("data", 4, "data"),
+])
+def test_shard_policy(policy: str, files: int, expected: str) -> None:
+    from tftj_trainer.data import effective_shard_policy
+
+    assert effective_shard_policy(policy, files, 2) == expected
+    assert effective_shard_policy(policy, files, 1) == "off"  # a lone worker reads everything
+
+
+def test_synthetic_data_is_seeded_and_learnable() -> None:
+    from tftj_trainer.data import synthetic_examples
+
+    a = synthetic_examples(params_for({}))
+    b = synthetic_examples(params_for({}))
+    np.testing.assert_array_equal(a.features, b.features)
+    counts = np.bincount(a.labels.astype(int), minlength=10)
+    assert (counts > 0).sum() >= 5  # several classes, not a constant label
+
+
+def test_mixed_precision_on_cpu_keeps_the_policy_and_float32_variables() -> None:
+    """No GPU here: the policy is still mixed_float16 (a warning says it is slow)."""
+    import tensorflow as tf
+    import tf_keras as keras
+    from tftj_trainer.cluster import Cluster
+    from tftj_trainer.training import prepare
+
+    p = prepare(params_for({"training": {"precision": "mixed-float16"}}), Cluster((), 0),
+                tf.distribute.get_strategy())
+    try:
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+        assert p.precision.compute_dtype == "float16"
+        assert p.precision.variable_dtype == "float32"
+        hidden = p.model.get_layer("dense_0")
+        assert hidden.compute_dtype == "float16" and hidden.variable_dtype == "float32"
+        assert p.model.get_layer("output").compute_dtype == "float32"
+        assert isinstance(p.model.optimizer, keras.mixed_precision.LossScaleOptimizer)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize(("kind", "extra", "checks"), [
+    ("constant", {"warmupEpochs": 1.0}, {0: 0.0001, 9: 0.001, 50: 0.001}),
+    ("cosine", {"minLearningRate": 0.0001}, {0: 0.001, 100: 0.0001}),
+    ("step", {"decayRate": 0.5, "decayEpochs": 2.0}, {19: 0.001, 20: 0.0005, 40: 0.00025}),
+    ("exponential", {"decayRate": 0.5, "decayEpochs": 2.0}, {10: 0.001 * 0.5 ** 0.5}),
+])
+def test_learning_rate_schedules(kind: str, extra: dict[str, float],
+                                 checks: dict[int, float]) -> None:
+    from tftj_trainer.optimization import learning_rate_schedule, schedule_steps
+
+    params = params_for({"training": {"epochs": 10, "schedule": {"type": kind, **extra}}})
+    training = params.spec.training
+    schedule = learning_rate_schedule(training.schedule, 0.001, schedule_steps(training, 10))
+    for step, expected in checks.items():
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-4), (kind, step)
+
+
+def test_custom_builder_that_returns_no_model_is_a_model_error() -> None:
+    from tftj_trainer.exitcodes import ModelError
+    from tftj_trainer.model import build_model
+
+    params = params_for({"model": {"builder": "tests.trainer.custom_model:not_a_model"}})
+    with pytest.raises(ModelError, match="returned str, not a tf_keras Model"):
+        build_model(8, params)
