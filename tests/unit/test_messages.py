@@ -124,11 +124,13 @@ def test_bad_name_does_not_hide_spec_errors() -> None:
     assert paths == ["metadata.name", "spec.data.path"]
 
 
-def test_duplicate_keys_are_errors_with_both_lines() -> None:
+def test_duplicate_keys_are_errors_with_path_and_both_lines() -> None:
     text = "a: 1\nspec:\n  training:\n    learningRate: 0.1\n    epochs: 3\n    learningRate: 10\n"
-    [doc] = iter_documents(text)
-    assert isinstance(doc, LoadError)
-    assert str(doc) == "line 6: duplicate key 'learningRate' (first at line 4)"
+    text += "---\nnext: document\n"
+    first, second = iter_documents(text)
+    assert isinstance(first, LoadError)
+    assert str(first) == "spec.training.learningRate: line 6: duplicate key (first at line 4)"
+    assert isinstance(second, Document) and second.data == {"next": "document"}
 
 
 def test_yaml_syntax_error_reports_its_line_and_document() -> None:

@@ -15,7 +15,7 @@ from tftj.api.resolve import resolve
 from tftj.api.validate import validate
 
 SETTINGS = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
 )

@@ -2,48 +2,49 @@
 
 PyYAML keeps the last of two equal keys, so `learningRate: 0.1` followed lower down by
 `learningRate: 10` would train with 10 and nobody would see why. Kubernetes' own decoder rejects
-duplicates, and so do we, with both line numbers. Syntax errors carry their line too.
+duplicates, and so do we, with the field path and both line numbers. Syntax errors carry their line too.
 The libyaml-backed loader is used when available: it is what makes `tftj validate` fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
 
-_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from tftj.api.errors import format_loc
+
+# Duplicates are found on the composed node tree (where keys still have their lines and
+# paths), then the same nodes are constructed into Python values: one parse, no second pass.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE = "tag:yaml.org,2002:merge"
 
 
-class DuplicateKeyError(yaml.constructor.ConstructorError):
-    pass
-
-
-class StrictLoader(_Base):  # type: ignore[valid-type,misc]
-    """A safe loader that rejects duplicate mapping keys."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+def duplicate_keys(node: yaml.Node, loc: tuple[str | int, ...] = ()) -> Iterator[LoadError]:
+    """Every key that appears twice in one mapping, located by its field path and line."""
+    if isinstance(node, yaml.MappingNode):
         seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<:` merges are resolved by the base class
-            key = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.get(key)
-            except TypeError:  # unhashable key: the base class reports it
-                continue
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE or not isinstance(key_node, yaml.ScalarNode):
+                continue  # `<<:` merges and complex keys: left to the constructor
+            key = key_node.value
+            here = (*loc, key)
+            first = seen.get(key)
             if first is not None:
-                raise DuplicateKeyError(
-                    None,
-                    None,
-                    f"duplicate key {key!r} (first at line {first.start_mark.line + 1})",
-                    key_node.start_mark,
+                yield LoadError(
+                    -1,
+                    key_node.start_mark.line + 1,
+                    f"duplicate key (first at line {first.start_mark.line + 1})",
+                    format_loc(here),
                 )
-            seen[key] = key_node
-        result: dict[Hashable, Any] = super().construct_mapping(node, deep=deep)
-        return result
+            else:
+                seen[key] = key_node
+            yield from duplicate_keys(value_node, here)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from duplicate_keys(item, (*loc, i))
 
 
 @dataclass(frozen=True)
@@ -57,35 +58,40 @@ class LoadError:
     index: int  # the document being read when the error occurred
     line: int | None  # 1-based
     message: str
+    path: str = ""  # the field, when the problem is one key (a duplicate)
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}" if self.line else self.message
+        where = f"line {self.line}: " if self.line else ""
+        return f"{self.path}: {where}{self.message}" if self.path else where + self.message
 
 
-def _describe(exc: yaml.YAMLError) -> LoadError:
+def _describe(exc: yaml.YAMLError, index: int) -> LoadError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
-    message = (
-        f"{context}, {problem}" if context and not isinstance(exc, DuplicateKeyError) else problem
-    )
-    line = mark.line + 1 if mark is not None else None
-    return LoadError(
-        -1, line, f"YAML: {message}" if not isinstance(exc, DuplicateKeyError) else message
-    )
+    message = f"{context}, {problem}" if context else str(problem)
+    return LoadError(index, mark.line + 1 if mark is not None else None, f"YAML: {message}")
 
 
 def iter_documents(text: str | bytes) -> Iterator[Document | LoadError]:
-    """Every document of a YAML stream; a LoadError ends the stream (the parser cannot resume)."""
-    loader = StrictLoader(text)
+    """Every document of a YAML stream, or a LoadError in its place.
+
+    A document with duplicate keys is reported and the stream goes on; a syntax error ends it
+    (the parser cannot resume after one).
+    """
+    loader = _Loader(text)
     index = 0
     try:
-        while loader.check_data():
-            yield Document(index, loader.get_data())
+        while loader.check_node():
+            node = loader.get_node()
+            duplicates = list(duplicate_keys(node)) if node is not None else []
+            if duplicates:
+                yield from (replace(dup, index=index) for dup in duplicates)
+            else:
+                yield Document(index, loader.construct_document(node) if node else None)
             index += 1
     except yaml.YAMLError as exc:
-        described = _describe(exc)
-        yield LoadError(index, described.line, described.message)
+        yield _describe(exc, index)
     finally:
         loader.dispose()
 
