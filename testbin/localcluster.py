@@ -649,7 +649,12 @@ class LocalCluster:
             os.waitpid(pid, os.WNOHANG)
 
     def _stop_locked(self) -> None:
-        self._kill_recorded()
+        state = self._read_state() or {}
+        api = state.get("pids", {}).get("kube-apiserver")
+        # Leftovers of a crashed run: without an apiserver, clients may spend their
+        # whole shutdown retrying it, so do not wait long before SIGKILL.
+        healthy = api is not None and _alive(api["pid"], api.get("start_time"))
+        self._kill_recorded(grace=10.0 if healthy else 2.0)
         # Remove everything but the lock we are holding.
         if self.state_dir.exists():
             for child in self.state_dir.iterdir():
@@ -673,6 +678,7 @@ class LocalCluster:
         }
         state: dict[str, Any] = {
             "owner_pid": os.getpid(),
+            "owner_start_time": _proc_start_time(os.getpid()),
             "die_with_parent": self.die_with_parent,
             "ports": ports,
             "pids": {},
@@ -1105,10 +1111,12 @@ def reap_stale_clusters(root: Path) -> list[Path]:
     for child in root.iterdir():
         state_file = child / "state.json"
         try:
-            owner = int(json.loads(state_file.read_text())["owner_pid"])
+            state = json.loads(state_file.read_text())
+            owner, owner_start = int(state["owner_pid"]), state.get("owner_start_time")
         except (OSError, ValueError, KeyError):
             continue
-        if owner != os.getpid() and _proc_start_time(owner) is None:
+        # A dead owner may linger as a zombie (no init reaping in containers).
+        if owner != os.getpid() and not _alive(owner, owner_start):
             LocalCluster(child).stop()
             shutil.rmtree(child, ignore_errors=True)
             removed.append(child)

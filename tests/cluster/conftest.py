@@ -53,15 +53,16 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     bin_dir = os.environ.get("TFTJ_TESTBIN_BIN")
     CLUSTERS_ROOT.mkdir(parents=True, exist_ok=True)
     reap_stale_clusters(CLUSTERS_ROOT)
-    state_dir = Path(tempfile.mkdtemp(prefix="session-", dir=CLUSTERS_ROOT))
-    local = LocalCluster(state_dir, bin_dir=bin_dir, die_with_parent=True)
-    missing = local.missing_binaries()
+    missing = LocalCluster(CLUSTERS_ROOT, bin_dir=bin_dir).missing_binaries()
     if missing:
         pytest.fail(
-            f"control plane binaries missing from {local.bin_dir}: {', '.join(missing)}. "
-            "Build them with `make testbin` (first build ~20 min, then cached).",
+            f"control plane binaries missing from {bin_dir or 'testbin/bin'}: "
+            f"{', '.join(missing)}. Build them with `make testbin` "
+            "(first build ~20 min, then cached).",
             pytrace=False,
         )
+    state_dir = Path(tempfile.mkdtemp(prefix="session-", dir=CLUSTERS_ROOT))
+    local = LocalCluster(state_dir, bin_dir=bin_dir, die_with_parent=True)
     request.config.stash[_STASH_CLUSTER] = local
     try:
         local.start()
