@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from kubernetes import client, config
     from prometheus_client import start_http_server
 
-    from tftj.operator.certs import ensure_certs
+    from tftj.operator.certs import load_or_generate
     from tftj.operator.handlers import Controller, build_registry, configure_settings
     from tftj.operator.kube import Kube
     from tftj.operator.reconcile import Timing
@@ -178,7 +178,10 @@ def run(args: argparse.Namespace) -> int:
 
     server = None
     if args.webhook_port:
-        certs = ensure_certs(args.cert_dir, [args.webhook_host])
+        try:
+            certs = load_or_generate(args.cert_dir, [args.webhook_host])
+        except OSError as exc:
+            return _fail(f"--cert-dir {args.cert_dir}: cannot write webhook certificates: {exc}")
         server = kopf.WebhookServer(
             addr=args.webhook_addr,
             port=args.webhook_port,

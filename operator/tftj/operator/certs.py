@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,3 +124,14 @@ def ensure_certs(directory: Path, hosts: list[str], *, days: int = 365) -> CertP
     )
     found.keyfile.chmod(0o600)
     return found
+
+
+def load_or_generate(directory: Path, hosts: list[str]) -> CertPaths:
+    """A read-only directory holding all three files is a mounted Secret: used as it is (its
+    owner, the Helm chart or cert-manager, made it for the Service's name). Anything else is a
+    local setup: ensure_certs()."""
+    found = paths(directory)
+    complete = all(p.is_file() for p in (found.cafile, found.certfile, found.keyfile))
+    if complete and not os.access(directory, os.W_OK):
+        return found
+    return ensure_certs(directory, hosts)
