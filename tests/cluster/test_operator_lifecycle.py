@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,24 @@ def test_operator_runs_as_its_serviceaccount(operator: OperatorProcess) -> None:
          "jsonpath={.status.userInfo.username}"], capture_output=True, text=True, check=True,
     ).stdout
     assert who == "system:serviceaccount:tftj-system:tftj-operator"
+
+
+def test_operator_metrics_endpoint(k: Kubectl, operator: OperatorProcess) -> None:
+    k.apply(training_job("counted", replicas=1, run_seconds=1))
+    k("wait", "--for=condition=Succeeded", "tftj/counted", f"--timeout={TIMEOUT}s")
+
+    def scrape() -> str:
+        url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return str(resp.read().decode())
+
+    def counted() -> str:
+        text = scrape()
+        return "" if 'tftj_operator_jobs{phase="Succeeded"} 0.0' in text else text
+
+    text = wait_for(counted, TIMEOUT, message="a Succeeded job counted")
+    for name in ("tftj_operator_reconcile_duration_seconds_count", "tftj_operator_restarts_total",
+                 "tftj_operator_admission_requests_total", "tftj_operator_errors_total",
+                 "tftj_operator_work_queue_depth"):
+        assert name in text, name
+    assert 'tftj_operator_admission_requests_total{operation="CREATE",result="allowed"}' in text
