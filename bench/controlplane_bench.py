@@ -131,6 +131,8 @@ def rss_mib(cluster: LocalCluster) -> dict[str, float]:
 
 def run(jobs: int, pods_per_job: int) -> dict[str, Any]:
     results: dict[str, Any] = {"date": dt.date.today().isoformat(), "machine": machine()}
+    # Other work on the machine skews every figure; record how busy it was.
+    results["loadavg_before"] = os.getloadavg()
     results["build_seconds"] = build_times()
     results["versions"] = sorted(results["build_seconds"])
     state = Path(tempfile.mkdtemp(prefix="tftj-bench-"))
@@ -153,6 +155,7 @@ def run(jobs: int, pods_per_job: int) -> dict[str, Any]:
         results["load"] = load
         results["rss_loaded_mib"] = rss_mib(cluster)
         results["floor_s"] = load["pods"] / CLIENT_QPS
+        results["loadavg_after"] = os.getloadavg()
         cluster.stop()
     finally:
         shutil.rmtree(state, ignore_errors=True)
@@ -173,7 +176,9 @@ def render(r: dict[str, Any], jobs: int, pods_per_job: int) -> str:
     load, base = r["load"], r["baseline"]
     return f"""{SECTION}
 
-Measured by `bench/controlplane_bench.py` on {r["date"]}, {r["machine"]}.
+Measured by `bench/controlplane_bench.py` on {r["date"]}, {r["machine"]}; 1-minute load
+average {r["loadavg_before"][0]:.1f} before and {r["loadavg_after"][0]:.1f} after the run (other work
+shares the machine).
 Components: etcd, kube-apiserver, kube-controller-manager, kube-scheduler built from Go
 modules by `testbin/build.sh`, kwok as the node layer (2 GPU nodes + 1 CPU node).
 
