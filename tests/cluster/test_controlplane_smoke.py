@@ -396,3 +396,41 @@ def test_hold_label_keeps_job_pod_running_until_removed(kubectl: Kubectl) -> Non
 
     kubectl("label", "pod", pod["metadata"]["name"], f"{HOLD_LABEL}-")
     kubectl("wait", "--for=condition=Complete", "job/held", "--timeout=60s")
+
+
+def test_second_start_is_a_no_op_and_a_crashed_run_is_replaced(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """What `make up` promises: up twice is safe; leftovers of a crash never block."""
+    import os
+    import signal
+
+    from localcluster import NodeSpec
+
+    other = LocalCluster(tmp_path / "state", nodes=[NodeSpec("solo")], die_with_parent=True)
+    try:
+        other.start()
+        first = other.status()["components"]
+        other.start()
+        assert other.status()["components"] == first  # same processes, nothing restarted
+
+        # Crash: the apiserver and etcd die, the rest linger with stale state.
+        os.kill(first["kube-apiserver"]["pid"], signal.SIGKILL)
+        os.kill(first["etcd"]["pid"], signal.SIGKILL)
+        wait_for(lambda: not other.running(), timeout=10, message="the cluster to notice the crash")
+
+        other.start()
+        again = other.status()
+        assert again["running"]
+        assert all(c["alive"] for c in again["components"].values())
+        assert {c["pid"] for c in again["components"].values()}.isdisjoint(
+            c["pid"] for c in first.values()
+        )
+        assert "solo" in other.kubectl("get", "nodes", "-o", "name").stdout
+    finally:
+        other.stop()
+    assert not (tmp_path / "state").exists()
+    for component in again["components"].values():
+        stat = Path(f"/proc/{component['pid']}/stat")
+        # Gone, or a zombie nobody reaped (containers often lack an init that reaps).
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
