@@ -595,7 +595,13 @@ class LocalCluster:
                 return self
             self._stop_locked()
             try:
-                self._start_locked()
+                try:
+                    self._start_locked()
+                except ComponentExited:
+                    # Most likely a port picked free was taken before the component
+                    # bound it; new ports on a second attempt. A real fault fails again.
+                    self._stop_locked()
+                    self._start_locked()
             except BaseException:
                 # Leave logs for the error message but no processes behind.
                 self._kill_recorded()
