@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cases import CASES, Case
+from cases import CASES, Case, manifest
 from tftj.api.errors import Problem
 from tftj.api.rules import RULES
 from tftj.api.validate import validate
@@ -38,3 +38,12 @@ def test_every_rule_has_a_case() -> None:
     covered = {case.rule for case in CASES}
     missing = [rule.__name__ for rule in RULES if rule.__name__ not in covered]
     assert not missing, f"rules without a failing/passing case: {missing}"
+
+
+def test_huge_quantities_do_not_crash_the_limits_rule() -> None:
+    # Found by hypothesis: Decimal overflowed on an exponent the quantity grammar allows.
+    spec = {
+        "data": {"format": "synthetic"},
+        "workers": {"resources": {"requests": {"memory": "1"}, "limits": {"memory": "1E1000000"}}},
+    }
+    assert validate(manifest(spec)).ok

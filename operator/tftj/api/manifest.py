@@ -47,7 +47,7 @@ def load_job(path: Path) -> tuple[TFTrainingJob, ValidationReport]:
     data = read_job_document(path)
     job, problems = parse_job(data)
     if job is not None:
-        problems.extend(validate_spec(job.spec, name=job.metadata.name or "job"))
+        problems.extend(validate_spec(job.spec))
     report = ValidationReport.of(problems)
     if job is None or not report.ok:
         raise ManifestError(str(path), list(report.errors))

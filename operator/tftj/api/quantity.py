@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from tftj.api.models import QUANTITY_PATTERN
 
@@ -38,5 +38,5 @@ def parse_quantity(text: str) -> Decimal | None:
         return None
     try:
         return Decimal(match["number"]) * _SUFFIX[match["suffix"]]
-    except InvalidOperation:
+    except ArithmeticError:  # InvalidOperation, Overflow ("1E1000000"): not a usable amount
         return None

@@ -19,7 +19,7 @@ from tftj.api.errors import Problem, error, warning
 from tftj.api.models import Schedule, TFTrainingJobSpec
 from tftj.api.naming import max_job_name_length
 from tftj.api.quantity import parse_quantity
-from tftj.api.resolve import OPTIMIZER_DEFAULTS, Derived, ResolvedParameters
+from tftj.api.resolve import OPTIMIZER_DEFAULTS, Derived
 
 Rule = Callable[[TFTrainingJobSpec, Derived], Iterator[Problem]]
 
@@ -408,10 +408,10 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def check_resolved(resolved: ResolvedParameters) -> Iterator[Problem]:
-    """Every cross-field problem of an already resolved spec."""
+def check_resolved(spec: TFTrainingJobSpec, derived: Derived) -> Iterator[Problem]:
+    """Every cross-field problem of a resolved spec (resolve_spec) and its derived values."""
     for rule in RULES:
-        yield from rule(resolved.spec, resolved.derived)
+        yield from rule(spec, derived)
 
 
 def check_name(name: object) -> Iterator[Problem]:

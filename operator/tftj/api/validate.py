@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from tftj.api.errors import Problem, ValidationReport, error
 from tftj.api.messages import given, translate
 from tftj.api.models import API_VERSION, KIND, TFTrainingJob, TFTrainingJobSpec
-from tftj.api.resolve import resolve
+from tftj.api.resolve import derive, resolve_spec
 from tftj.api.rules import check_name, check_resolved
 
 
@@ -53,14 +53,16 @@ def parse_job(manifest: Any) -> tuple[TFTrainingJob | None, list[Problem]]:
     return job, problems  # a bad name does not stop the spec's own checks
 
 
-def validate_spec(spec: TFTrainingJobSpec, *, name: str = "job") -> list[Problem]:
+def validate_spec(spec: TFTrainingJobSpec) -> list[Problem]:
     """Cross-field problems (errors and warnings) of an already parsed spec."""
-    return list(check_resolved(resolve(spec, name=name)))
+    # resolve() minus the parameters hash, which no rule needs (and which costs a JSON dump).
+    resolved = resolve_spec(spec)
+    return list(check_resolved(resolved, derive(resolved)))
 
 
 def validate(manifest: Any) -> ValidationReport:
     """Every error and warning of a TFTrainingJob manifest (a parsed YAML/JSON document)."""
     job, problems = parse_job(manifest)
     if job is not None:
-        problems.extend(validate_spec(job.spec, name=job.metadata.name or "job"))
+        problems.extend(validate_spec(job.spec))
     return ValidationReport.of(problems)

@@ -3,7 +3,8 @@
 PyYAML keeps the last of two equal keys, so `learningRate: 0.1` followed lower down by
 `learningRate: 10` would train with 10 and nobody would see why. Kubernetes' own decoder rejects
 duplicates, and so do we, with the field path and both line numbers. Syntax errors carry their line too.
-The libyaml-backed loader is used when available: it is what makes `tftj validate` fast.
+The libyaml-backed parser is used when available, with a lean constructor (_Builder): together
+they are what makes `tftj validate` fast.
 """
 
 from __future__ import annotations
@@ -16,35 +17,69 @@ import yaml
 
 from tftj.api.errors import format_loc
 
-# Duplicates are found on the composed node tree (where keys still have their lines and
-# paths), then the same nodes are constructed into Python values: one parse, no second pass.
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE = "tag:yaml.org,2002:merge"
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
 
 
-def duplicate_keys(node: yaml.Node, loc: tuple[str | int, ...] = ()) -> Iterator[LoadError]:
-    """Every key that appears twice in one mapping, located by its field path and line."""
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, yaml.Node] = {}
+class _Builder:
+    """Composed nodes -> Python values, reporting duplicate keys with their path and lines.
+
+    Does what SafeConstructor does for the plain maps, lists and strings manifests are made of,
+    in one recursive pass that also sees every key's line (SafeConstructor's generic machinery
+    costs more than libyaml's parse); scalars of other types, `<<:` merges and custom tags are
+    handed to SafeConstructor itself, so the values are exactly what yaml.safe_load returns.
+    """
+
+    def __init__(self, loader: yaml.SafeLoader) -> None:
+        self.loader = loader
+        self.memo: dict[int, Any] = {}  # anchors/aliases: one node, one value
+        self.duplicates: list[LoadError] = []
+
+    def build(self, node: yaml.Node, loc: tuple[str | int, ...]) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == _STR:
+                return node.value
+            return self.loader.construct_object(node, deep=True)
+        memo = self.memo.get(id(node))
+        if memo is not None:
+            return memo
+        if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
+            out: list[Any] = []
+            self.memo[id(node)] = out
+            out.extend(self.build(item, (*loc, i)) for i, item in enumerate(node.value))
+            return out
+        return self.loader.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, loc: tuple[str | int, ...]) -> Any:
+        if any(key.tag == _MERGE for key, _ in node.value):
+            return self.loader.construct_object(node, deep=True)  # rare: let PyYAML merge
+        out: dict[Any, Any] = {}
+        self.memo[id(node)] = out
+        lines: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE or not isinstance(key_node, yaml.ScalarNode):
-                continue  # `<<:` merges and complex keys: left to the constructor
-            key = key_node.value
-            here = (*loc, key)
-            first = seen.get(key)
+            key = self.build(key_node, loc)
+            line = key_node.start_mark.line + 1
+            try:
+                first = lines.get(key)
+            except TypeError:  # an unhashable (complex) key: PyYAML's own error
+                return self.loader.construct_object(node, deep=True)
             if first is not None:
-                yield LoadError(
-                    -1,
-                    key_node.start_mark.line + 1,
-                    f"duplicate key (first at line {first.start_mark.line + 1})",
-                    format_loc(here),
+                self.duplicates.append(
+                    LoadError(
+                        -1,
+                        line,
+                        f"duplicate key (first at line {first})",
+                        format_loc((*loc, str(key))),
+                    )
                 )
-            else:
-                seen[key] = key_node
-            yield from duplicate_keys(value_node, here)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            yield from duplicate_keys(item, (*loc, i))
+            lines[key] = line
+            out[key] = self.build(value_node, (*loc, str(key)))
+        return out
 
 
 @dataclass(frozen=True)
@@ -84,11 +119,12 @@ def iter_documents(text: str | bytes) -> Iterator[Document | LoadError]:
     try:
         while loader.check_node():
             node = loader.get_node()
-            duplicates = list(duplicate_keys(node)) if node is not None else []
-            if duplicates:
-                yield from (replace(dup, index=index) for dup in duplicates)
+            builder = _Builder(loader)
+            data = builder.build(node, ()) if node is not None else None
+            if builder.duplicates:
+                yield from (replace(dup, index=index) for dup in builder.duplicates)
             else:
-                yield Document(index, loader.construct_document(node) if node else None)
+                yield Document(index, data)
             index += 1
     except yaml.YAMLError as exc:
         yield _describe(exc, index)
