@@ -3,8 +3,8 @@
 JSON schema (pydantic) -> OpenAPI v3 structural schema (Kubernetes): no $ref, every property
 typed, `exclusiveMinimum: n` -> `minimum: n, exclusiveMinimum: true`, free-form objects as
 x-kubernetes-preserve-unknown-fields, each description with unit/values/range/default appended
-(so `kubectl explain` documents them), nested objects defaulted to {} so the apiserver fills
-their fields' defaults, and the CEL rules of tftj.api.cel attached where they belong.
+(so `kubectl explain` documents them), nested objects defaulted in full, and the CEL rules of
+tftj.api.cel attached where they belong.
 """
 
 from __future__ import annotations
@@ -55,6 +55,15 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+def _without_nulls(value: Any) -> Any:
+    """Unset optionals (None) are absent in Kubernetes objects, not null."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def structural(node: Schema, *, defaults: bool = True) -> Schema:
     """One JSON-schema node (already inlined) as a Kubernetes structural schema node."""
     out: Schema = {}
@@ -86,9 +95,10 @@ def structural(node: Schema, *, defaults: bool = True) -> Schema:
                 out["additionalProperties"] = structural(value, defaults=defaults)
         elif key == "default":
             if defaults:
-                # A nested object defaults to {}: the apiserver then fills its own fields'
-                # defaults, which keeps one default per field instead of a copy per parent.
-                out["default"] = {} if node.get("properties") else value
+                # A nested object's default is written out in full (not {}): the apiserver
+                # checks each default against the CEL rules of its node *without* filling the
+                # nested defaults first, so a rule reading self.schedule.type fails on {}.
+                out["default"] = _without_nulls(value)
         else:
             out[key] = value
     return out

@@ -1,0 +1,83 @@
+"""The generated CRD in a real kube-apiserver: it installs, defaults, documents, and its CEL rules
+reject exactly what tftj's Python rules reject (server-side dry runs, no operator needed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from clusterkit import Kubectl
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "unit"))
+
+from cases import CASES, Case  # noqa: E402
+from tftj.api.cel import CEL_RULES  # noqa: E402
+
+CRD = REPO / "crds" / "tftrainingjobs.tftj.dev.yaml"
+CEL_CASES = [
+    case
+    for case in CASES
+    if any(
+        r.rule == case.rule and case.path.startswith(r.reported_path.removesuffix("[0]"))
+        for r in CEL_RULES
+    )
+]
+
+
+@pytest.fixture(scope="module")
+def crd_installed(cluster: Any) -> None:
+    admin = Kubectl.for_cluster(cluster)
+    admin("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    admin(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/tftrainingjobs.tftj.dev",
+    )
+
+
+def dry_run(kubectl: Kubectl, manifest: dict[str, Any]) -> Any:
+    return kubectl(
+        "create", "--dry-run=server", "-o", "json", "-f", "-", input=manifest, check=False
+    )
+
+
+@pytest.mark.usefixtures("crd_installed")
+def test_examples_are_accepted_and_defaulted(kubectl: Kubectl) -> None:
+    for path in sorted((REPO / "examples").glob("*.yaml")):
+        result = dry_run(kubectl, yaml.safe_load(path.read_text()))
+        assert result.returncode == 0, (path.name, result.stderr)
+    minimal = json.loads(
+        dry_run(kubectl, yaml.safe_load((REPO / "examples/minimal.yaml").read_text())).stdout
+    )
+    training = minimal["spec"]["training"]
+    assert training["batchSize"] == 32 and training["schedule"]["type"] == "constant"
+    assert minimal["spec"]["workers"]["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
+
+
+@pytest.mark.usefixtures("crd_installed")
+@pytest.mark.parametrize("case", CEL_CASES, ids=lambda c: c.id)
+def test_apiserver_rejects_what_python_rejects(kubectl: Kubectl, case: Case) -> None:
+    bad = dry_run(kubectl, case.manifest("bad"))
+    assert bad.returncode != 0, f"apiserver accepted {case.id}"
+    assert case.path.split("[")[0] in bad.stderr, bad.stderr
+    good = dry_run(kubectl, case.manifest("good"))
+    assert good.returncode == 0, good.stderr
+
+
+@pytest.mark.usefixtures("crd_installed")
+def test_kubectl_explain_shows_unit_range_and_default(kubectl: Kubectl) -> None:
+    out = kubectl("explain", "tftj.spec.training.batchSize").stdout
+    assert "Unit: examples" in out and "Range: >= 1 and <= 1048576" in out and "Default: 32" in out
+
+
+@pytest.mark.usefixtures("crd_installed")
+def test_printer_columns(kubectl: Kubectl) -> None:
+    kubectl.apply(yaml.safe_load((REPO / "examples/minimal.yaml").read_text()))
+    header = kubectl("get", "tftj").stdout.splitlines()[0].split()
+    assert header == ["NAME", "PHASE", "WORKERS", "GPUS", "EPOCH", "LOSS", "AGE"]
