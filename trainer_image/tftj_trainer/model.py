@@ -65,8 +65,13 @@ def build_mlp(input_dim: int, spec: ModelSpec, training: Training) -> keras.Mode
     for i, units in enumerate(spec.hidden_units):
         # Distinct seeds per layer: one shared seed would give every layer the same init pattern.
         init = INITIALIZERS[spec.kernel_initializer](seed=seed + i)
+        activation = ACTIVATIONS[spec.activation]
+        # Without batch norm the activation is fused into Dense (one layer less per step);
+        # with it, it must come after the normalization. leaky-relu only exists as a layer.
+        fused = not spec.batch_normalization and not isinstance(activation, type)
         x = keras.layers.Dense(
             units,
+            activation=activation if fused else None,
             kernel_initializer=init,
             kernel_regularizer=regularizer,
             use_bias=not spec.batch_normalization,  # batch norm's beta replaces the bias
@@ -74,13 +79,13 @@ def build_mlp(input_dim: int, spec: ModelSpec, training: Training) -> keras.Mode
         )(x)
         if spec.batch_normalization:
             x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
-        activation = ACTIVATIONS[spec.activation]
-        layer = (
-            activation(name=f"activation_{i}")  # a layer class (leaky-relu has no string name)
-            if isinstance(activation, type)
-            else keras.layers.Activation(activation, name=f"activation_{i}")
-        )
-        x = layer(x)
+        if not fused:
+            layer = (
+                activation(name=f"activation_{i}")
+                if isinstance(activation, type)
+                else keras.layers.Activation(activation, name=f"activation_{i}")
+            )
+            x = layer(x)
         if reg.dropout > 0:
             x = keras.layers.Dropout(reg.dropout, seed=seed + i, name=f"dropout_{i}")(x)
     outputs = output_layer(spec, seed + len(spec.hidden_units), regularizer)(x)

@@ -110,9 +110,14 @@ def learning_rate_schedule(
     )
 
 
-def make_optimizer(training: Training, lr: WarmupSchedule) -> keras.optimizers.Optimizer:
+def make_optimizer(training: Training, schedule: WarmupSchedule) -> keras.optimizers.Optimizer:
     """The optimizer with every optimizerParams value resolve() filled in, schedule and clipping."""
     p = training.optimizer_params
+    # A constant rate without warmup is passed as a number: a schedule object would add its ops
+    # to every step for nothing (measurable on small models, see bench/trainer_bench.py).
+    lr: WarmupSchedule | float = (
+        schedule.rate if schedule.kind == "constant" and schedule.warmup_steps == 0 else schedule
+    )
     # global_clipnorm: the schema promises clipping by the GLOBAL L2 norm of all gradients.
     common: dict[str, Any] = {"learning_rate": lr, "global_clipnorm": training.gradient_clip_norm}
     name = training.optimizer

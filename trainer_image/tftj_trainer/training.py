@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +130,10 @@ def make_callbacks(params: ResolvedParameters, p: Prepared, metrics: TrainerMetr
 
 
 def train(params: ResolvedParameters, paths: StoragePaths, cluster: Cluster, strategy: Any,
-          metrics: TrainerMetrics, attempt: int) -> None:
+          metrics: TrainerMetrics, attempt: int,
+          extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> None:
+    """Train (resuming from the latest checkpoint) and export. `extra_callbacks` run after the
+    trainer's own, so they see the full cost of each epoch (bench/trainer_bench.py times it)."""
     spec = params.spec
     training = spec.training
     stop = StopOnSignal()
@@ -154,7 +158,8 @@ def train(params: ResolvedParameters, paths: StoragePaths, cluster: Cluster, str
         )
         if cluster.is_chief:
             summaries = SummaryLogger(paths.logs, params, training.metrics or ["loss"])
-        callbacks = make_callbacks(params, p, metrics, summaries, checkpoints, stop)
+        callbacks = [*make_callbacks(params, p, metrics, summaries, checkpoints, stop),
+                     *extra_callbacks]
         if start_epoch < training.epochs:
             p.model.fit(
                 p.train_data,

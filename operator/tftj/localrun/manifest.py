@@ -59,19 +59,17 @@ def local_manifest(manifest: dict[str, Any], base: Path, workers: int | None) ->
     return local
 
 
-def validation_errors(manifest: dict[str, Any]) -> list[str]:
+def local_parameters(path: Path, workers: int | None) -> tuple[ResolvedParameters, list[str]]:
+    """The resolved parameters and the validation warnings, or ManifestError."""
     from tftj.api.validate import validate
 
-    return [str(problem) for problem in validate(manifest).errors]
-
-
-def local_parameters(path: Path, workers: int | None) -> ResolvedParameters:
     manifest = local_manifest(read_manifest(path), path.resolve().parent, workers)
-    errors = validation_errors(manifest)
-    if errors:
-        raise ManifestError("\n".join(f"{path}: {e}" for e in errors))
+    report = validate(manifest)
+    if report.errors:
+        raise ManifestError("\n".join(f"{path}: {e}" for e in report.errors))
     job = TFTrainingJob.model_validate(manifest)
-    return resolve(job.spec, name=job.metadata.name or path.stem)
+    params = resolve(job.spec, name=job.metadata.name or path.stem)
+    return params, [f"{path}: {w}" for w in report.warnings]
 
 
 def write_params(params: ResolvedParameters, path: Path) -> None:

@@ -19,6 +19,7 @@ class Progress:
     examples_per_second: float | None
     eta_seconds: float | None
     resumed_from_epoch: int
+    values: dict[str, float]  # "validation loss", "train accuracy", ... as last published
 
 
 def parse_progress(text: str) -> Progress | None:
@@ -26,10 +27,16 @@ def parse_progress(text: str) -> Progress | None:
     from prometheus_client.parser import text_string_to_metric_families
 
     values: dict[str, float] = {}
+    named: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == c.METRIC_LOSS and sample.labels.get("split") != "train":
-                continue
+            split = sample.labels.get("split")
+            if sample.name == c.METRIC_LOSS:
+                named[f"{split} loss"] = float(sample.value)
+                if split != "train":
+                    continue
+            elif sample.name == c.METRIC_VALUE:
+                named[f"{split} {sample.labels.get('name')}"] = float(sample.value)
             values[sample.name] = float(sample.value)
     if c.METRIC_EPOCHS_TARGET not in values:
         return None
@@ -43,6 +50,7 @@ def parse_progress(text: str) -> Progress | None:
         examples_per_second=values.get(c.METRIC_EXAMPLES_PER_SECOND),
         eta_seconds=values.get(c.METRIC_ETA_SECONDS),
         resumed_from_epoch=int(values.get(c.METRIC_RESUMED_EPOCH, 0)),
+        values=named,
     )
 
 
@@ -76,3 +84,9 @@ def progress_line(p: Progress, width: int = 20) -> str:
     if p.eta_seconds is not None:
         parts.append(f"ETA {duration(p.eta_seconds)}")
     return " ".join(parts)
+
+
+def summary_line(p: Progress) -> str:
+    """`epoch 20/20: train loss 0.0353, validation accuracy 0.9722, ...`"""
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in sorted(p.values.items()))
+    return f"epoch {p.epoch}/{p.epochs}: {shown}"

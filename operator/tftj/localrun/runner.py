@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from tftj.api.contract import ExitCode, failure_kind
 from tftj.api.resolve import ResolvedParameters
 from tftj.localrun.manifest import ManifestError, local_parameters, write_params
-from tftj.localrun.progress import progress_line, read_progress
+from tftj.localrun.progress import Progress, progress_line, read_progress, summary_line
 from tftj.localrun.workers import GRACE_SECONDS, Worker, WorkerGroup
 
 POLL_SECONDS = 0.25
@@ -37,6 +37,7 @@ class ProgressPrinter:
     """One self-updating line on a terminal; occasional plain lines in logs and pipes."""
 
     def __init__(self, out: TextIO) -> None:
+        self.latest: Progress | None = None
         self.out = out
         self.tty = out.isatty()
         self.last_line = ""
@@ -89,6 +90,7 @@ def watch(group: WorkerGroup, printer: ProgressPrinter, deadline: float | None) 
         if now >= next_progress:
             progress = read_progress(group.chief.metrics_port)
             if progress is not None:
+                printer.latest = progress
                 printer.show(progress_line(progress), progress.epoch)
             next_progress = now + PROGRESS_SECONDS
         time.sleep(POLL_SECONDS)  # a poll interval, not synchronisation
@@ -117,10 +119,12 @@ def locations(params: ResolvedParameters, workdir: Path) -> list[str]:
 
 def run_local(options: RunOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     try:
-        params = local_parameters(options.manifest, options.workers)
+        params, warnings = local_parameters(options.manifest, options.workers)
     except ManifestError as error:
         print(f"tftj run: invalid manifest:\n{error}", file=err)
         return ExitCode.BAD_PARAMETERS
+    for warning in warnings:
+        print(f"tftj run: warning: {warning}", file=err)
     spec = params.spec
     workdir = options.workdir.resolve()
     params_path = workdir / "params.yaml"
@@ -156,6 +160,8 @@ def run_local(options: RunOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
             if failed is None:
                 took = time.monotonic() - started
                 print(f"tftj run: training succeeded in {took:.1f}s", file=out)
+                if printer.latest is not None and printer.latest.values:
+                    print(f"  last reported:    {summary_line(printer.latest)}", file=out)
                 for line in locations(params, workdir):
                     print(line, file=out)
                 return ExitCode.SUCCESS
