@@ -50,7 +50,9 @@ def test_validate_output_format(tmp_path: Path) -> None:
     )
     result = tftj("validate", "-q", bad)
     assert result.returncode == 1
-    assert result.stdout == f"{bad}:1: spec.training.learningRate: must be > 0 and <= 10, got -1\n"
+    assert result.stdout == (
+        f"{bad}:1: spec.training.learningRate: must be > 0 and <= 10, got -1 (line 8)\n"
+    )
 
 
 @pytest.mark.parametrize(

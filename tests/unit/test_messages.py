@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from cases import manifest, merged
 from tftj.api.validate import validate
-from tftj.api.yamlload import Document, LoadError, iter_documents, load_one
+from tftj.api.yamlload import Document, LoadError, iter_documents, line_of, load_one
 
 
 def errors(spec_patch: dict[str, Any] | None = None, **top: Any) -> list[str]:
@@ -155,3 +155,16 @@ def test_multi_document_streams_keep_their_indexes() -> None:
 def test_load_one_rejects_several_documents() -> None:
     with pytest.raises(ValueError, match="expected one YAML document, found 2"):
         load_one("a: 1\n---\nb: 2\n")
+
+
+def test_problems_point_at_their_line() -> None:
+    text = (
+        "spec:\n  training:\n    learningRate: 5\n    metrics: [loss,\n      accuracy]\n"
+        "  model:\n    hiddenUnits:\n    - 1\n    - x\n  data: {}\n"
+    )
+    [doc] = iter_documents(text)
+    assert isinstance(doc, Document)
+    assert line_of(doc.node, "spec.training.learningRate") == 3
+    assert line_of(doc.node, "spec.training.metrics[1]") == 5
+    assert line_of(doc.node, "spec.model.hiddenUnits[1]") == 9
+    assert line_of(doc.node, "spec.data.format") == 10  # missing: where to add it

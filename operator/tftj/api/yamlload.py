@@ -9,8 +9,9 @@ they are what makes `tftj validate` fast.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -86,6 +87,8 @@ class _Builder:
 class Document:
     index: int  # 0-based position in the file
     data: Any
+    # The composed YAML, kept to point problems at their line (see line_of); not compared.
+    node: yaml.Node | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def iter_documents(text: str | bytes) -> Iterator[Document | LoadError]:
             if builder.duplicates:
                 yield from (replace(dup, index=index) for dup in builder.duplicates)
             else:
-                yield Document(index, data)
+                yield Document(index, data, node)
             index += 1
     except yaml.YAMLError as exc:
         yield _describe(exc, index)
@@ -144,3 +147,26 @@ def load_one(text: str | bytes) -> Any:
         raise ValueError(f"expected one YAML document, found {len(docs)}")
     assert isinstance(docs[0], Document)
     return docs[0].data
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def line_of(node: yaml.Node | None, path: str) -> int | None:
+    """The 1-based line of a field path like spec.model.hiddenUnits[1] in a composed document.
+
+    A missing field points at its nearest present parent (where it should be added).
+    """
+    line = None
+    for key, index in _PATH_PART.findall(path):
+        if isinstance(node, yaml.MappingNode) and key:
+            found = next((kv for kv in node.value if kv[0].value == key), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and index and int(index) < len(node.value):
+            node = node.value[int(index)]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

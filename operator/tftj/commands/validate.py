@@ -1,7 +1,8 @@
 """`tftj validate PATH...`: offline validation of TFTrainingJob manifests, for GitOps CI.
 
-Prints one line per problem, `file:doc-index: field.path: message` (doc-index counts the YAML
-documents of the file from 0), warnings as `file:doc-index: warning: ...`. Exit 1 if any error.
+Prints one line per problem, `file:doc-index: field.path: message (line N)` (doc-index counts
+the YAML documents of the file from 0; N is the field's line, or its parent's when the field is
+missing), warnings as `file:doc-index: warning: ...`. Exit 1 if any error.
 Documents of other kinds are skipped, so whole deployment directories can be checked as they are.
 """
 
@@ -13,6 +14,11 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tftj.api.errors import Problem
+    from tftj.api.yamlload import Document
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -78,11 +84,21 @@ def check_file(path: Path, tally: Tally, quiet: bool) -> list[str]:
         tally.manifests += 1
         report = validate(doc.data)
         tally.errors += len(report.errors)
-        lines.extend(f"{path}:{doc.index}: {problem}" for problem in report.errors)
+        lines.extend(f"{path}:{doc.index}: {_at(problem, doc)}" for problem in report.errors)
         if not quiet:
             tally.warnings += len(report.warnings)
-            lines.extend(f"{path}:{doc.index}: warning: {problem}" for problem in report.warnings)
+            lines.extend(
+                f"{path}:{doc.index}: warning: {_at(problem, doc)}" for problem in report.warnings
+            )
     return lines
+
+
+def _at(problem: Problem, doc: Document) -> str:
+    """The problem with the line of its field appended, for editors and CI annotations."""
+    from tftj.api.yamlload import line_of
+
+    line = line_of(doc.node, problem.path) if problem.path else None
+    return f"{problem} (line {line})" if line else str(problem)
 
 
 def run(args: argparse.Namespace) -> int:
