@@ -25,6 +25,8 @@ def test_failing_case_is_reported_at_the_field_with_what_is_allowed(case: Case) 
     problems = found(case, "bad")
     assert problems, f"{case.rule} did not report {case.path}"
     assert any(case.says in p.message for p in problems), [str(p) for p in problems]
+    if not case.path.startswith("metadata."):  # names are checked before the spec rules
+        assert any(p.rule == case.rule for p in problems)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

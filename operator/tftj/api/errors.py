@@ -19,6 +19,7 @@ class Problem:
     path: str  # e.g. "spec.training.learningRate", "spec.model.hiddenUnits[1]", "" for the document
     message: str
     severity: Severity = "error"
+    rule: str = ""  # the tftj.api.rules function that found it ("" for schema problems)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from tftj.api.errors import Problem, error, warning
 from tftj.api.models import Schedule, TFTrainingJobSpec
@@ -408,10 +409,16 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# Warnings about the cluster only: `tftj run` keeps checkpoints in its work directory, so a local
+# run may drop these.
+CLUSTER_ONLY_RULES = frozenset({"restarts_without_storage"})
+
+
 def check_resolved(spec: TFTrainingJobSpec, derived: Derived) -> Iterator[Problem]:
     """Every cross-field problem of a resolved spec (resolve_spec) and its derived values."""
     for rule in RULES:
-        yield from rule(spec, derived)
+        for problem in rule(spec, derived):
+            yield replace(problem, rule=rule.__name__)
 
 
 def check_name(name: object) -> Iterator[Problem]:
