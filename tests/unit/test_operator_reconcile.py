@@ -328,3 +328,18 @@ def test_invalid_spec_is_reported_not_raised() -> None:
     assert plan.creates == []
     created = condition(job, "Created")
     assert created["status"] == "False" and "spec.training.learningRate" in created["message"]
+
+
+def test_children_not_observed_are_left_alone() -> None:
+    job = make_job()
+    step(job)
+    plan = reconcile(Observed(job=job, children=None, attempt_jobs=[batch_job(0)], pods=[], now=NOW))
+    assert plan.creates == [] and plan.patches == []
+
+
+def test_finished_workers_keep_the_job_running_until_the_job_completes() -> None:
+    job = make_job()
+    step(job)
+    step(job, [batch_job(0)], [pod(0, 0), pod(0, 1)])
+    step(job, [batch_job(0)], [pod(0, 0, "Succeeded", False), pod(0, 1)])
+    assert job["status"]["phase"] == "Running"

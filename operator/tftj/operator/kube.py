@@ -66,14 +66,14 @@ class Kube:
         self.scrape_allowed = list(scrape_allowed)
 
     def _plain(self, obj: Any) -> Obj:
-        result: Obj = self.api.sanitize_for_serialization(obj)
+        result: Obj = self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
         return result
 
     # ------------------------------------------------------------------ reading
 
     def get_job(self, namespace: str, name: str) -> Obj:
         try:
-            job: Obj = self.custom.get_namespaced_custom_object(
+            job: Obj = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
                 GROUP, VERSION, namespace, PLURAL, name
             )
         except ApiException as exc:
@@ -92,7 +92,7 @@ class Kube:
         found = _ignore(404, lambda: readers[kind](name, namespace))
         return None if found is None else self._plain(found)
 
-    def observe(self, job: Obj, *, scrape: bool) -> Observed:
+    def observe(self, job: Obj, *, scrape: bool, children: bool = True) -> Observed:
         meta = job["metadata"]
         name, namespace = meta["name"], meta["namespace"]
         spec = job.get("spec") or {}
@@ -108,12 +108,13 @@ class Kube:
                 ("Service", naming.tensorboard_name(name)),
             ]
         terminal = (job.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-        children: dict[tuple[str, str], Obj] = {}
-        if not terminal:
+        found_children: dict[tuple[str, str], Obj] | None = None
+        if children and not terminal:
+            found_children = {}
             for kind, child in wanted:
                 found = self._get_child(kind, namespace, child)
                 if found is not None:
-                    children[(kind, child)] = found
+                    found_children[(kind, child)] = found
         jobs = self.batch.list_namespaced_job(
             namespace, label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ATTEMPT}"
         )
@@ -137,7 +138,7 @@ class Kube:
                 progress = self.scrape(chief["status"]["podIP"], port)
         return Observed(
             job=job,
-            children=children,
+            children=found_children,
             attempt_jobs=job_items,
             pods=pod_items,
             now=datetime.now(UTC),
@@ -164,7 +165,9 @@ class Kube:
 
     # ------------------------------------------------------------------ writing
 
-    def apply_plan(self, job: Obj, plan: Plan) -> None:
+    def apply_plan(self, job: Obj, plan: Plan) -> str | None:
+        """Apply `plan`; return the resourceVersion the status write produced (if any)."""
+        written: str | None = None
         meta = job["metadata"]
         name, namespace = meta["name"], meta["namespace"]
         if plan.status is not None:
@@ -175,9 +178,10 @@ class Kube:
                 "status": plan.status,
             }
             try:
-                self.custom.patch_namespaced_custom_object_status(
+                result: Any = self.custom.patch_namespaced_custom_object_status(
                     GROUP, VERSION, namespace, PLURAL, name, body
                 )
+                written = (result.get("metadata") or {}).get("resourceVersion")
             except ApiException as exc:
                 if exc.status == 409:
                     raise Conflict(f"{namespace}/{name}") from exc
@@ -206,9 +210,10 @@ class Kube:
                     GROUP, VERSION, namespace, PLURAL, name, propagation_policy="Background"
                 ),
             )
+        return written
 
     def _create(self, namespace: str, obj: Obj) -> None:
-        creators: dict[str, Callable[[str, Obj], Any]] = {
+        creators: dict[str, Callable[..., Any]] = {
             "ConfigMap": self.core.create_namespaced_config_map,
             "Service": self.core.create_namespaced_service,
             "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
@@ -258,7 +263,7 @@ class Kube:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(meta["namespace"], body)
+            self.core.create_namespaced_event(meta["namespace"], body)  # type: ignore[arg-type]
         except ApiException as exc:
             # An event is a courtesy; losing one must not fail the reconcile.
             log.warning("could not post event %s on %s: %s", reason, meta["name"], exc.reason)

@@ -48,11 +48,12 @@ EventType = Literal["Normal", "Warning"]
 @dataclass(frozen=True)
 class Observed:
     """What exists now. `children` maps (kind, name) of the job's long-lived children (see
-    children.static_children) to the live object; `attempt_jobs` and `pods` are every worker
-    Job and pod labelled with the job's name, of any attempt."""
+    children.static_children) to the live object, or is None when the edge did not look
+    because it saw them in place moments ago (then they are left alone); `attempt_jobs` and
+    `pods` are every worker Job and pod labelled with the job's name, of any attempt."""
 
     job: Obj
-    children: dict[tuple[str, str], Obj]
+    children: dict[tuple[str, str], Obj] | None
     attempt_jobs: list[Obj]
     pods: list[Obj]
     now: datetime
@@ -259,9 +260,7 @@ def _progress(status: _Status, observed: Observed) -> None:
         status.new["progress"] = {**observed.progress, "updateTime": status.now_s}
 
 
-def _finished(
-    plan: Plan, status: _Status, spec: TFTrainingJobSpec, observed: Observed, timing: Timing
-) -> None:
+def _finished(plan: Plan, status: _Status, spec: TFTrainingJobSpec, observed: Observed) -> None:
     """A Succeeded or Failed job: only the TTL is left to honour."""
     ttl = spec.run_policy.ttl_seconds_after_finished
     done = parse_time(status.new.get("completionTime"))
@@ -353,7 +352,10 @@ def _active(
         _on_failure(plan, status, spec, attempt, current, failure)
         return
     ready = sum(1 for p in pods if pod_ready(p))
-    if ready == replicas:
+    # Workers that already finished count as started: between the last worker exiting and
+    # the Job controller marking the Job Complete the job is still Running, not Pending.
+    finished = sum(1 for p in pods if pod_phase(p) == "Succeeded")
+    if ready + finished >= replicas:
         status.phase(
             "Running",
             "AllWorkersRunning",
@@ -427,14 +429,15 @@ def reconcile(observed: Observed, timing: Timing = Timing()) -> Plan:
                 for j in observed.attempt_jobs
                 if job_outcome(j) is None and not _is_deleting(j)
             ]
-        _finished(plan, status, spec, observed, timing)
+        _finished(plan, status, spec, observed)
         plan.status = status.result()
         plan.events = status.events
         return plan
 
     # Long-lived children: create what is missing, patch what drifted.
-    for desired in static_children(job, resolved):
-        actual = observed.children.get((desired["kind"], desired["metadata"]["name"]))
+    existing = observed.children
+    for desired in static_children(job, resolved) if existing is not None else []:
+        actual = (existing or {}).get((desired["kind"], desired["metadata"]["name"]))
         if actual is None:
             plan.creates.append(desired)
         elif (patch := drift_patch(desired, actual)) is not None:
@@ -526,7 +529,7 @@ def reconcile(observed: Observed, timing: Timing = Timing()) -> Plan:
     else:
         _active(plan, status, spec, attempt, current, current_pods, timing)
         if status.new.get("phase") in conditions.TERMINAL_PHASES:
-            _finished(plan, status, spec, observed, timing)
+            _finished(plan, status, spec, observed)
 
     if plan.requeue_after is None:
         plan.wake(timing.resync_seconds)

@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""Operator benchmark: N TFTrainingJobs x W workers applied at once on kwok nodes.
+
+Measured in ONE run on one fresh local control plane, so the operator's cost is a ratio to the
+control plane's own floor:
+
+- floor: the same worker Jobs (Indexed, W pods, same pod shape) created directly with one
+  `kubectl apply`: apply -> Job exists, apply -> all W pods Running (p50/p95 over jobs);
+- operator: N TFTrainingJobs in one `kubectl apply`, the operator running under its
+  ServiceAccount: apply -> worker Job created, apply -> all W pods Running (p50/p95);
+  operator CPU seconds and peak RSS over that phase;
+- webhook: AdmissionReview latency p50/p99 at C concurrent requests, sent straight to the
+  webhook, and `kubectl create --dry-run=server` latency through the apiserver with the webhook
+  vs. without it (the apiserver's own floor).
+
+Writes the "## Operator" section of docs/benchmarks.md (other sections are left alone).
+
+    .venv/bin/python bench/operator_bench.py [--jobs 200 --workers 4 --concurrency 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "testbin"), str(REPO / "operator")]
+
+from devoperator import WEBHOOK_PATH, Admin, OperatorProcess, install, training_job  # noqa: E402
+from localcluster import LocalCluster  # noqa: E402
+
+HOLD = {"testbin.tftj.dev/hold": "true"}  # pods stay Running: "all Running" is the end point
+SMALL = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+class Watcher:
+    """Records, per job name, when its worker Job appeared and when all its pods ran."""
+
+    def __init__(self, admin: Admin, namespace: str, workers: int, label: str) -> None:
+        self.admin, self.namespace, self.workers, self.label = admin, namespace, workers, label
+        self.job_seen: dict[str, float] = {}
+        self.running: dict[str, set[str]] = {}
+        self.all_running: dict[str, float] = {}
+        self._procs: list[subprocess.Popen[str]] = []
+        self.seen: set[tuple[str, str]] = set()
+
+    def _watch(self, kind: str) -> None:
+        proc = subprocess.Popen(
+            [self.admin.binary, f"--kubeconfig={self.admin.kubeconfig}", "-n", self.namespace,
+             "get", kind, "-l", self.label, "--watch", "-o", "json", "--output-watch-events"],
+            stdout=subprocess.PIPE, text=True,
+        )
+        self._procs.append(proc)
+        decoder = json.JSONDecoder()
+        buffer = ""
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            buffer += line
+            try:
+                event, _ = decoder.raw_decode(buffer.strip())
+            except ValueError:
+                continue
+            buffer = ""
+            self._on(kind, event.get("object") or {})
+
+    def _on(self, kind: str, obj: dict[str, Any]) -> None:
+        now = time.monotonic()
+        labels = obj.get("metadata", {}).get("labels") or {}
+        owner = labels.get(self.label)
+        if not owner:
+            return
+        self.seen.add((kind, owner))
+        if kind == "jobs":
+            self.job_seen.setdefault(owner, now)
+        elif obj.get("status", {}).get("phase") == "Running":
+            pods = self.running.setdefault(owner, set())
+            pods.add(obj["metadata"]["name"])
+            if len(pods) >= self.workers:
+                self.all_running.setdefault(owner, now)
+
+    def start(self) -> None:
+        """Open both watches and prove they deliver (a sentinel Job and pod are seen) before
+        the clock starts: a watch still connecting would report late arrival times."""
+        for kind in ("jobs", "pods"):
+            threading.Thread(target=self._watch, args=(kind,), daemon=True).start()
+        labels = {self.label: "sentinel"}
+        self.admin.apply([
+            {"apiVersion": "batch/v1", "kind": "Job",
+             "metadata": {"name": "sentinel", "namespace": self.namespace, "labels": labels},
+             "spec": {"suspend": True, "template": {"spec": {
+                 "restartPolicy": "Never",
+                 "containers": [{"name": "c", "image": "sentinel"}]}}}},
+            {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": "sentinel", "namespace": self.namespace, "labels": labels},
+             "spec": {"containers": [{"name": "c", "image": "sentinel"}]}},
+        ])
+        deadline = time.monotonic() + 60
+        while not {("jobs", "sentinel"), ("pods", "sentinel")} <= self.seen:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the benchmark's watches never saw the sentinel objects")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            proc.terminate()
+
+
+def wait_all(watcher: Watcher, n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while len(watcher.all_running) < n and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if len(watcher.all_running) < n:
+        raise TimeoutError(f"only {len(watcher.all_running)}/{n} jobs had all pods Running")
+
+
+def floor_job(name: str, workers: int) -> dict[str, Any]:
+    """The worker Job shape the operator builds, created directly (no operator)."""
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": f"{name}-a0", "labels": {"bench/job": name}},
+        "spec": {
+            "completionMode": "Indexed", "completions": workers, "parallelism": workers,
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": {"bench/job": name, **HOLD}},
+                "spec": {"restartPolicy": "Never", "containers": [{
+                    "name": "trainer", "image": "tftj/trainer:0.1.0",
+                    "command": ["python", "-m", "tftj_trainer"],
+                    "resources": SMALL,
+                }]},
+            },
+        },
+    }
+
+
+def warm_up(admin: Admin) -> None:
+    """One job end to end first: the operator's watches are established and its code paths
+    warm, so the figures are its steady state, not its start-up."""
+    admin("create", "namespace", "bench-warmup")
+    admin("apply", "-n", "bench-warmup", "-f", "-",
+          input=json.dumps(training_job("warmup", replicas=1, run_seconds=1)))
+    admin("wait", "-n", "bench-warmup", "--for=condition=Succeeded", "tftj/warmup",
+          "--timeout=120s")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def apply_many(admin: Admin, namespace: str, items: list[dict[str, Any]]) -> float:
+    start = time.monotonic()
+    admin("apply", "-n", namespace, "-f", "-",
+          input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    return start
+
+
+def phase(watcher: Watcher, start: float, names: list[str]) -> dict[str, float]:
+    created = [watcher.job_seen[n] - start for n in names if n in watcher.job_seen]
+    running = [watcher.all_running[n] - start for n in names if n in watcher.all_running]
+    return {"created_p50": pct(created, 50), "created_p95": pct(created, 95),
+            "running_p50": pct(running, 50), "running_p95": pct(running, 95),
+            "last_running": max(running) if running else float("nan")}
+
+
+def admission_review(manifest: dict[str, Any]) -> bytes:
+    return json.dumps({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()), "operation": "CREATE",
+            "kind": {"group": "tftj.dev", "version": "v1alpha1", "kind": "TFTrainingJob"},
+            "resource": {"group": "tftj.dev", "version": "v1alpha1", "resource": "tftrainingjobs"},
+            "requestKind": {"group": "tftj.dev", "version": "v1alpha1", "kind": "TFTrainingJob"},
+            "requestResource": {"group": "tftj.dev", "version": "v1alpha1",
+                                "resource": "tftrainingjobs"},
+            "name": manifest["metadata"]["name"], "namespace": "bench",
+            "userInfo": {"username": "bench"}, "object": manifest, "oldObject": None,
+            "dryRun": False,
+        },
+    }).encode()
+
+
+def webhook_latencies(proc: OperatorProcess, concurrency: int, total: int) -> list[float]:
+    ctx = ssl.create_default_context(cafile=str(proc.cert_dir / "ca.crt"))
+    url = f"https://127.0.0.1:{proc.webhook_port}{WEBHOOK_PATH}"
+    body = admission_review(training_job("hook", replicas=4, run_seconds=None))
+
+    def one(_: int) -> float:
+        started = time.perf_counter()
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            answer = json.loads(resp.read())
+        assert answer["response"]["allowed"], answer
+        return time.perf_counter() - started
+
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(one, range(total)))
+
+
+def dry_run_latencies(admin: Admin, namespace: str, concurrency: int, total: int) -> list[float]:
+    manifest = json.dumps({**training_job("dry", replicas=4, run_seconds=None),
+                           "metadata": {"name": "dry", "namespace": namespace}})
+
+    def one(_: int) -> float:
+        started = time.perf_counter()
+        admin("create", "--dry-run=server", "-f", "-", input=manifest)
+        return time.perf_counter() - started
+
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(one, range(total)))
+
+
+def write_section(text: str) -> Path:
+    path = REPO / "docs" / "benchmarks.md"
+    path.parent.mkdir(exist_ok=True)
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = doc.find("\n## Operator")
+    if start == -1:
+        doc = doc.rstrip("\n") + "\n\n" + text
+    else:
+        end = doc.find("\n## ", start + 1)
+        doc = doc[: start + 1] + text + (doc[end:] if end != -1 else "")
+    path.write_text(doc if doc.endswith("\n") else doc + "\n")
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    state = Path(tempfile.mkdtemp(prefix="tftj-bench-operator-"))
+    names = [f"b{i:03d}" for i in range(args.jobs)]
+    proc: OperatorProcess | None = None
+    # Each phase gets a fresh control plane (same binaries, same machine, same run): deleting
+    # 800 pods between phases takes minutes and would load the second phase.
+    try:
+        # ---- floor: the same Jobs straight through kubectl
+        with LocalCluster(state / "floor", die_with_parent=True) as cluster:
+            admin = Admin(cluster.kubeconfig)
+            admin("create", "namespace", "bench-floor")
+            watcher = Watcher(admin, "bench-floor", args.workers, "bench/job")
+            watcher.start()
+            t0 = apply_many(admin, "bench-floor", [floor_job(n, args.workers) for n in names])
+            wait_all(watcher, args.jobs, args.timeout)
+            floor = phase(watcher, t0, names)
+            watcher.stop()
+
+        # ---- operator
+        with LocalCluster(state / "operator-cluster", die_with_parent=True) as cluster:
+            admin = Admin(cluster.kubeconfig)
+            install(admin)
+            proc = OperatorProcess(admin, state / "operator", ["--workers=8"])
+            proc.start(die_with_parent=True)
+            assert proc.process is not None
+            pid = proc.process.pid
+            admin("create", "namespace", "bench-op")
+            warm_up(admin)
+            watcher = Watcher(admin, "bench-op", args.workers, "tftj.dev/job-name")
+            watcher.start()
+            cpu0 = cpu_seconds(pid)
+            manifests = [
+                training_job(n, replicas=args.workers, run_seconds=None, pod_labels=HOLD,
+                             workers={"resources": SMALL})
+                for n in names
+            ]
+            t0 = apply_many(admin, "bench-op", manifests)
+            wait_all(watcher, args.jobs, args.timeout)
+            operator = phase(watcher, t0, names)
+            cpu = cpu_seconds(pid) - cpu0
+            watcher.stop()
+
+            # ---- webhook
+            admin("create", "namespace", "bench")
+            direct = webhook_latencies(proc, args.concurrency, args.requests)
+            dry_with = dry_run_latencies(admin, "bench", args.concurrency, args.requests // 5)
+            rss = peak_rss_mib(pid)
+            proc.stop()
+            admin("delete", "validatingwebhookconfiguration", "tftj-validate-local", check=False)
+            dry_without = dry_run_latencies(admin, "bench", args.concurrency, args.requests // 5)
+    finally:
+        if proc is not None:
+            proc.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+    ms = 1000.0
+    rows = [
+        ("apply -> worker Job created, p50", floor["created_p50"], operator["created_p50"]),
+        ("apply -> worker Job created, p95", floor["created_p95"], operator["created_p95"]),
+        ("apply -> all workers Running, p50", floor["running_p50"], operator["running_p50"]),
+        ("apply -> all workers Running, p95", floor["running_p95"], operator["running_p95"]),
+        ("apply -> last job all Running", floor["last_running"], operator["last_running"]),
+    ]
+    lines = [
+        "## Operator",
+        "",
+        f"`bench/operator_bench.py` — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; one "
+        "local control plane (kube-apiserver/controller-manager/scheduler 1.36, etcd, kwok) on "
+        "the same machine as the operator (a fresh one per phase). "
+        f"{args.jobs} jobs x {args.workers} workers applied in one `kubectl apply`. The floor is "
+        "the same worker Jobs created directly with `kubectl apply` in the same run (the Job "
+        "controller, scheduler and kwok alone). Operator: `--workers=8`, under its "
+        "ServiceAccount.",
+        "",
+        "| seconds | floor (Jobs via kubectl) | operator (TFTrainingJobs) | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, base, op in rows:
+        lines.append(f"| {label} | {base:.2f} | {op:.2f} | {op / base:.2f}x |")
+    lines += [
+        "",
+        f"Operator during that phase: {cpu:.1f} CPU-seconds "
+        f"({cpu / operator['last_running']:.2f} cores on average), peak RSS {rss:.0f} MiB.",
+        "",
+        f"Admission at {args.concurrency} concurrent requests:",
+        "",
+        "| milliseconds | p50 | p99 |",
+        "|---|---:|---:|",
+        f"| webhook alone ({args.requests} AdmissionReviews straight to it) | "
+        f"{pct(direct, 50) * ms:.1f} | {pct(direct, 99) * ms:.1f} |",
+        f"| `kubectl create --dry-run=server` with the webhook ({len(dry_with)}) | "
+        f"{pct(dry_with, 50) * ms:.0f} | {pct(dry_with, 99) * ms:.0f} |",
+        f"| same without the webhook: the floor ({len(dry_without)}) | "
+        f"{pct(dry_without, 50) * ms:.0f} | {pct(dry_without, 99) * ms:.0f} |",
+        "",
+        "The kubectl rows include starting a kubectl process per request (the same in both).",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        print(f"written to {write_section(text)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
