@@ -68,9 +68,22 @@ class Watcher:
 
     def _watch(self, kind: str) -> None:
         proc = subprocess.Popen(
-            [self.admin.binary, f"--kubeconfig={self.admin.kubeconfig}", "-n", self.namespace,
-             "get", kind, "-l", self.label, "--watch", "-o", "json", "--output-watch-events"],
-            stdout=subprocess.PIPE, text=True,
+            [
+                self.admin.binary,
+                f"--kubeconfig={self.admin.kubeconfig}",
+                "-n",
+                self.namespace,
+                "get",
+                kind,
+                "-l",
+                self.label,
+                "--watch",
+                "-o",
+                "json",
+                "--output-watch-events",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self._procs.append(proc)
         decoder = json.JSONDecoder()
@@ -106,16 +119,30 @@ class Watcher:
         for kind in ("jobs", "pods"):
             threading.Thread(target=self._watch, args=(kind,), daemon=True).start()
         labels = {self.label: "sentinel"}
-        self.admin.apply([
-            {"apiVersion": "batch/v1", "kind": "Job",
-             "metadata": {"name": "sentinel", "namespace": self.namespace, "labels": labels},
-             "spec": {"suspend": True, "template": {"spec": {
-                 "restartPolicy": "Never",
-                 "containers": [{"name": "c", "image": "sentinel"}]}}}},
-            {"apiVersion": "v1", "kind": "Pod",
-             "metadata": {"name": "sentinel", "namespace": self.namespace, "labels": labels},
-             "spec": {"containers": [{"name": "c", "image": "sentinel"}]}},
-        ])
+        self.admin.apply(
+            [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "metadata": {"name": "sentinel", "namespace": self.namespace, "labels": labels},
+                    "spec": {
+                        "suspend": True,
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [{"name": "c", "image": "sentinel"}],
+                            }
+                        },
+                    },
+                },
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "sentinel", "namespace": self.namespace, "labels": labels},
+                    "spec": {"containers": [{"name": "c", "image": "sentinel"}]},
+                },
+            ]
+        )
         deadline = time.monotonic() + 60
         while not {("jobs", "sentinel"), ("pods", "sentinel")} <= self.seen:
             if time.monotonic() > deadline:
@@ -138,18 +165,27 @@ def wait_all(watcher: Watcher, n: int, timeout: float) -> None:
 def floor_job(name: str, workers: int) -> dict[str, Any]:
     """The worker Job shape the operator builds, created directly (no operator)."""
     return {
-        "apiVersion": "batch/v1", "kind": "Job",
+        "apiVersion": "batch/v1",
+        "kind": "Job",
         "metadata": {"name": f"{name}-a0", "labels": {"bench/job": name}},
         "spec": {
-            "completionMode": "Indexed", "completions": workers, "parallelism": workers,
+            "completionMode": "Indexed",
+            "completions": workers,
+            "parallelism": workers,
             "backoffLimit": 0,
             "template": {
                 "metadata": {"labels": {"bench/job": name, **HOLD}},
-                "spec": {"restartPolicy": "Never", "containers": [{
-                    "name": "trainer", "image": "tftj/trainer:0.1.0",
-                    "command": ["python", "-m", "tftj_trainer"],
-                    "resources": SMALL,
-                }]},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "trainer",
+                            "image": "tftj/trainer:0.1.0",
+                            "command": ["python", "-m", "tftj_trainer"],
+                            "resources": SMALL,
+                        }
+                    ],
+                },
             },
         },
     }
@@ -159,10 +195,17 @@ def warm_up(admin: Admin) -> None:
     """One job end to end first: the operator's watches are established and its code paths
     warm, so the figures are its steady state, not its start-up."""
     admin("create", "namespace", "bench-warmup")
-    admin("apply", "-n", "bench-warmup", "-f", "-",
-          input=json.dumps(training_job("warmup", replicas=1, run_seconds=1)))
-    admin("wait", "-n", "bench-warmup", "--for=condition=Succeeded", "tftj/warmup",
-          "--timeout=120s")
+    admin(
+        "apply",
+        "-n",
+        "bench-warmup",
+        "-f",
+        "-",
+        input=json.dumps(training_job("warmup", replicas=1, run_seconds=1)),
+    )
+    admin(
+        "wait", "-n", "bench-warmup", "--for=condition=Succeeded", "tftj/warmup", "--timeout=120s"
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -179,34 +222,62 @@ def peak_rss_mib(pid: int) -> float:
 
 def apply_many(admin: Admin, namespace: str, items: list[dict[str, Any]]) -> float:
     start = time.monotonic()
-    admin("apply", "-n", namespace, "-f", "-",
-          input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    admin(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+    )
     return start
 
 
 def phase(watcher: Watcher, start: float, names: list[str]) -> dict[str, float]:
     created = [watcher.job_seen[n] - start for n in names if n in watcher.job_seen]
     running = [watcher.all_running[n] - start for n in names if n in watcher.all_running]
-    return {"created_p50": pct(created, 50), "created_p95": pct(created, 95),
-            "running_p50": pct(running, 50), "running_p95": pct(running, 95),
-            "last_running": max(running) if running else float("nan")}
+    return {
+        "created_p50": pct(created, 50),
+        "created_p95": pct(created, 95),
+        "running_p50": pct(running, 50),
+        "running_p95": pct(running, 95),
+        "last_running": max(running) if running else float("nan"),
+    }
 
 
 def admission_review(manifest: dict[str, Any]) -> bytes:
-    return json.dumps({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()), "operation": "CREATE",
-            "kind": {"group": "tftj.dev", "version": "v1alpha1", "kind": "TFTrainingJob"},
-            "resource": {"group": "tftj.dev", "version": "v1alpha1", "resource": "tftrainingjobs"},
-            "requestKind": {"group": "tftj.dev", "version": "v1alpha1", "kind": "TFTrainingJob"},
-            "requestResource": {"group": "tftj.dev", "version": "v1alpha1",
-                                "resource": "tftrainingjobs"},
-            "name": manifest["metadata"]["name"], "namespace": "bench",
-            "userInfo": {"username": "bench"}, "object": manifest, "oldObject": None,
-            "dryRun": False,
-        },
-    }).encode()
+    return json.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": str(uuid.uuid4()),
+                "operation": "CREATE",
+                "kind": {"group": "tftj.dev", "version": "v1alpha1", "kind": "TFTrainingJob"},
+                "resource": {
+                    "group": "tftj.dev",
+                    "version": "v1alpha1",
+                    "resource": "tftrainingjobs",
+                },
+                "requestKind": {
+                    "group": "tftj.dev",
+                    "version": "v1alpha1",
+                    "kind": "TFTrainingJob",
+                },
+                "requestResource": {
+                    "group": "tftj.dev",
+                    "version": "v1alpha1",
+                    "resource": "tftrainingjobs",
+                },
+                "name": manifest["metadata"]["name"],
+                "namespace": "bench",
+                "userInfo": {"username": "bench"},
+                "object": manifest,
+                "oldObject": None,
+                "dryRun": False,
+            },
+        }
+    ).encode()
 
 
 def webhook_latencies(proc: OperatorProcess, concurrency: int, total: int) -> list[float]:
@@ -227,8 +298,12 @@ def webhook_latencies(proc: OperatorProcess, concurrency: int, total: int) -> li
 
 
 def dry_run_latencies(admin: Admin, namespace: str, concurrency: int, total: int) -> list[float]:
-    manifest = json.dumps({**training_job("dry", replicas=4, run_seconds=None),
-                           "metadata": {"name": "dry", "namespace": namespace}})
+    manifest = json.dumps(
+        {
+            **training_job("dry", replicas=4, run_seconds=None),
+            "metadata": {"name": "dry", "namespace": namespace},
+        }
+    )
 
     def one(_: int) -> float:
         started = time.perf_counter()
@@ -294,8 +369,13 @@ def main() -> int:
             watcher.start()
             cpu0 = cpu_seconds(pid)
             manifests = [
-                training_job(n, replicas=args.workers, run_seconds=None, pod_labels=HOLD,
-                             workers={"resources": SMALL})
+                training_job(
+                    n,
+                    replicas=args.workers,
+                    run_seconds=None,
+                    pod_labels=HOLD,
+                    workers={"resources": SMALL},
+                )
                 for n in names
             ]
             t0 = apply_many(admin, "bench-op", manifests)

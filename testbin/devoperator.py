@@ -37,7 +37,9 @@ import yaml
 TESTBIN_DIR = Path(__file__).resolve().parent
 REPO_DIR = TESTBIN_DIR.parent
 # $TFTJ_CRD_FILE installs another CRD (e.g. a freshly generated one) instead of crds/'s.
-CRD_FILE = Path(os.environ.get("TFTJ_CRD_FILE") or REPO_DIR / "crds" / "tftrainingjobs.tftj.dev.yaml")
+CRD_FILE = Path(
+    os.environ.get("TFTJ_CRD_FILE") or REPO_DIR / "crds" / "tftrainingjobs.tftj.dev.yaml"
+)
 RBAC_RULES_FILE = REPO_DIR / "charts" / "tftj" / "files" / "operator-rbac-rules.yaml"
 SYSTEM_NAMESPACE = "tftj-system"
 SERVICE_ACCOUNT = "tftj-operator"

@@ -24,13 +24,22 @@ def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def test_sigkill_mid_reconcile_then_restart_converges(
-    kubectl: Kubectl, operator: OperatorProcess, cluster: Any, tmp_path_factory: pytest.TempPathFactory
+    kubectl: Kubectl,
+    operator: OperatorProcess,
+    cluster: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     names = [f"crash-{i}" for i in range(JOBS)]
-    kubectl("apply", "-f", "-", input={
-        "apiVersion": "v1", "kind": "List",
-        "items": [training_job(n, replicas=2, run_seconds=3) for n in names],
-    })
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        input={
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [training_job(n, replicas=2, run_seconds=3) for n in names],
+        },
+    )
 
     # Kill as soon as the operator is part-way: some worker Jobs exist, not all.
     def some_jobs() -> int:
@@ -53,17 +62,22 @@ def test_sigkill_mid_reconcile_then_restart_converges(
 
     wait_for(all_succeeded, TIMEOUT, message=lambda: kubectl("get", "tftj").stdout)
 
-    jobs = Counter(j["metadata"]["labels"]["tftj.dev/job-name"]
-                   for j in kubectl.items("jobs", "-l", "tftj.dev/job-name"))
+    jobs = Counter(
+        j["metadata"]["labels"]["tftj.dev/job-name"]
+        for j in kubectl.items("jobs", "-l", "tftj.dev/job-name")
+    )
     assert jobs == dict.fromkeys(names, 1), "exactly one worker Job per TFTrainingJob"
     assert {j["metadata"]["name"] for j in kubectl.items("jobs", "-l", "tftj.dev/job-name")} == {
         f"{n}-a0" for n in names
     }
-    pods = Counter(p["metadata"]["labels"]["tftj.dev/job-name"]
-                   for p in kubectl.items("pods", "-l", "tftj.dev/job-name"))
+    pods = Counter(
+        p["metadata"]["labels"]["tftj.dev/job-name"]
+        for p in kubectl.items("pods", "-l", "tftj.dev/job-name")
+    )
     assert pods == dict.fromkeys(names, 2), "two workers each, none duplicated"
-    configmaps = Counter(c["metadata"]["name"]
-                         for c in kubectl.items("configmaps", "-l", "tftj.dev/job-name"))
+    configmaps = Counter(
+        c["metadata"]["name"] for c in kubectl.items("configmaps", "-l", "tftj.dev/job-name")
+    )
     assert configmaps == {f"{n}-params": 1 for n in names}
     for item in kubectl.items("tftj"):
         assert item["status"]["restarts"] == 0 and item["status"]["attempt"] == 0

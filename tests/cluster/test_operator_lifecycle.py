@@ -31,7 +31,9 @@ def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 @pytest.fixture
-def k(kubectl: Kubectl, operator: OperatorProcess, request: pytest.FixtureRequest) -> Iterator[Kubectl]:
+def k(
+    kubectl: Kubectl, operator: OperatorProcess, request: pytest.FixtureRequest
+) -> Iterator[Kubectl]:
     """kubectl in the test's namespace; the operator's log is shown when the test failed."""
     failed_before = request.session.testsfailed
     yield kubectl
@@ -51,11 +53,13 @@ def cond(k: Kubectl, name: str, type_: str) -> dict[str, Any]:
 
 
 def wait_phase(k: Kubectl, name: str, phase: str, timeout: float = TIMEOUT) -> dict[str, Any]:
-    return dict(wait_for(
-        lambda: (s := status(k, name)).get("phase") == phase and s,
-        timeout,
-        message=lambda: f"{name} phase {phase}, status now: {status(k, name)}",
-    ))
+    return dict(
+        wait_for(
+            lambda: (s := status(k, name)).get("phase") == phase and s,
+            timeout,
+            message=lambda: f"{name} phase {phase}, status now: {status(k, name)}",
+        )
+    )
 
 
 def worker_pods(k: Kubectl, name: str, attempt: int | None = None) -> list[dict[str, Any]]:
@@ -87,8 +91,13 @@ def test_lifecycle_to_succeeded_with_wait_describe_and_children(k: Kubectl) -> N
     described = k("describe", "tftrainingjob", "life").stdout
     assert "Resolved Parameters" in described and "Effective Learning Rate" in described
     assert "Succeeded" in described
-    events = k("get", "events", "--field-selector=involvedObject.name=life", "-o",
-               "jsonpath={.items[*].reason}").stdout.split()
+    events = k(
+        "get",
+        "events",
+        "--field-selector=involvedObject.name=life",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ).stdout.split()
     assert "AttemptCreated" in events and "TrainingSucceeded" in events
     listed = k("get", "tftj").stdout
     assert "life" in listed and "Succeeded" in listed
@@ -102,10 +111,13 @@ def test_explain_shows_field_docs(k: Kubectl) -> None:
 def test_retryable_failure_restarts_all_workers(k: Kubectl) -> None:
     k.apply(training_job("retry", replicas=2, run_seconds=None, pod_labels={HOLD_LABEL: "true"}))
     wait_phase(k, "retry", "Running")
-    pod = next(p for p in worker_pods(k, "retry", 0) if p["metadata"]["name"].startswith("retry-a0-1"))
+    pod = next(
+        p for p in worker_pods(k, "retry", 0) if p["metadata"]["name"].startswith("retry-a0-1")
+    )
     k("label", "pod", pod["metadata"]["name"], f"{EXIT_CODE_LABEL}={int(ExitCode.PEER_LOST)}")
-    st = wait_for(lambda: (s := status(k, "retry")).get("restarts") == 1 and s, TIMEOUT,
-                  message="restarts=1")
+    st = wait_for(
+        lambda: (s := status(k, "retry")).get("restarts") == 1 and s, TIMEOUT, message="restarts=1"
+    )
     assert st["lastFailure"]["exitCode"] == 10 and st["lastFailure"]["workerIndex"] == 1
     assert st["lastFailure"]["reason"] == "Retryable" and st["lastFailure"]["attempt"] == 0
     # The new attempt runs with a fresh Job; the old one is gone, nothing mixes.
@@ -113,14 +125,23 @@ def test_retryable_failure_restarts_all_workers(k: Kubectl) -> None:
     assert k("get", "job", "retry-a0", check=False).returncode != 0
     pods = worker_pods(k, "retry")
     assert {p["metadata"]["labels"]["tftj.dev/attempt"] for p in pods} == {"1"}
-    env = {e["name"]: e.get("value") for e in k.get("job", "retry-a1")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value")
+        for e in k.get("job", "retry-a1")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["TFTJ_ATTEMPT"] == "1"
     assert "retry-a1-0.retry-workers:2222" in env["TFTJ_WORKER_HOSTS"]
 
 
 def test_permanent_failure_fails_with_last_failure(k: Kubectl) -> None:
-    k.apply(training_job("perm", replicas=2, run_seconds=None,
-                         pod_labels={EXIT_CODE_LABEL: str(int(ExitCode.BAD_DATA))}))
+    k.apply(
+        training_job(
+            "perm",
+            replicas=2,
+            run_seconds=None,
+            pod_labels={EXIT_CODE_LABEL: str(int(ExitCode.BAD_DATA))},
+        )
+    )
     st = wait_phase(k, "perm", "Failed")
     assert st["restarts"] == 0 and st["lastFailure"]["exitCode"] == 4
     assert st["lastFailure"]["reason"] == "Permanent"
@@ -129,8 +150,15 @@ def test_permanent_failure_fails_with_last_failure(k: Kubectl) -> None:
 
 
 def test_backoff_limit_exhausted(k: Kubectl) -> None:
-    k.apply(training_job("backoff", replicas=1, run_seconds=None,
-                         pod_labels={EXIT_CODE_LABEL: "137"}, runPolicy={"backoffLimit": 1}))
+    k.apply(
+        training_job(
+            "backoff",
+            replicas=1,
+            run_seconds=None,
+            pod_labels={EXIT_CODE_LABEL: "137"},
+            runPolicy={"backoffLimit": 1},
+        )
+    )
     st = wait_phase(k, "backoff", "Failed")
     assert st["restarts"] == 1 and st["attempt"] == 1
     assert cond(k, "backoff", "Failed")["reason"] == "BackoffLimitExceeded"
@@ -148,43 +176,67 @@ def test_suspend_and_resume(k: Kubectl) -> None:
 
 
 def test_active_deadline_fails_and_stops_workers(k: Kubectl) -> None:
-    k.apply(training_job("deadline", replicas=2, run_seconds=None, pod_labels={HOLD_LABEL: "true"},
-                         runPolicy={"activeDeadlineSeconds": 3}))
+    k.apply(
+        training_job(
+            "deadline",
+            replicas=2,
+            run_seconds=None,
+            pod_labels={HOLD_LABEL: "true"},
+            runPolicy={"activeDeadlineSeconds": 3},
+        )
+    )
     wait_phase(k, "deadline", "Failed")
     assert cond(k, "deadline", "Failed")["reason"] == "DeadlineExceeded"
     wait_for(lambda: not worker_pods(k, "deadline"), TIMEOUT, message="workers stopped")
 
 
 def test_ttl_deletes_the_finished_job(k: Kubectl) -> None:
-    k.apply(training_job("ttl", replicas=1, run_seconds=1, runPolicy={"ttlSecondsAfterFinished": 2}))
-    wait_for(lambda: k("get", "tftj", "ttl", check=False).returncode != 0, TIMEOUT,
-             message="the job deleted by its TTL")
+    k.apply(
+        training_job("ttl", replicas=1, run_seconds=1, runPolicy={"ttlSecondsAfterFinished": 2})
+    )
+    wait_for(
+        lambda: k("get", "tftj", "ttl", check=False).returncode != 0,
+        TIMEOUT,
+        message="the job deleted by its TTL",
+    )
 
 
 def test_delete_removes_every_child(k: Kubectl) -> None:
     k.apply(training_job("gone", replicas=2, run_seconds=None, pod_labels={HOLD_LABEL: "true"}))
     wait_phase(k, "gone", "Running")
     k("delete", "tftj", "gone", "--wait=false")
+
     def children() -> str:
-        return k("get", "jobs,pods,configmaps,services", "-l", "tftj.dev/job-name=gone",
-                 "-o", "name").stdout.strip()
-    wait_for(lambda: children() == "", TIMEOUT, message=lambda: f"children gone, left: {children()}")
+        return k(
+            "get", "jobs,pods,configmaps,services", "-l", "tftj.dev/job-name=gone", "-o", "name"
+        ).stdout.strip()
+
+    wait_for(
+        lambda: children() == "", TIMEOUT, message=lambda: f"children gone, left: {children()}"
+    )
 
 
 def test_unschedulable_worker_is_pending_with_the_schedulers_reason(k: Kubectl) -> None:
     # batchSize must divide by the 9 replicas in sync (the webhook says so otherwise).
     k.apply(training_job("huge", replicas=1, gpus=9, training={"batchSize": 36}))
+
     def reason() -> dict[str, Any]:
         c = cond(k, "huge", "Pending")
         return c if c.get("reason") == "Unschedulable" else {}
+
     pending = wait_for(reason, TIMEOUT, message="Pending/Unschedulable")
     assert "Insufficient nvidia.com/gpu" in pending["message"]
     assert status(k, "huge")["gpus"] == 9
 
 
 def test_workers_pass_pod_security_restricted(k: Kubectl, namespace: str) -> None:
-    k("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted",
-      "--overwrite")
+    k(
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "--overwrite",
+    )
     k.apply(training_job("secure", replicas=2, gpus=1, run_seconds=1))
     wait_phase(k, "secure", "Succeeded")
 
@@ -224,11 +276,21 @@ tftj_trainer_eta_seconds{job="prog",worker="0"} 42
 
 
 def test_progress_is_read_from_the_chiefs_metrics(k: Kubectl) -> None:
-    k.apply(training_job("prog", replicas=2, run_seconds=None, pod_labels={HOLD_LABEL: "true"},
-                         metrics={"port": 19400}))
+    k.apply(
+        training_job(
+            "prog",
+            replicas=2,
+            run_seconds=None,
+            pod_labels={HOLD_LABEL: "true"},
+            metrics={"port": 19400},
+        )
+    )
     wait_phase(k, "prog", "Running")
-    chief = next(p for p in worker_pods(k, "prog", 0)
-                 if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "0")
+    chief = next(
+        p
+        for p in worker_pods(k, "prog", 0)
+        if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "0"
+    )
     ip = chief["status"]["podIP"]
     assert ip.startswith("127."), f"pod IPs must be loopback for this test, got {ip}"
     _Metrics.body = TRAINER_METRICS
@@ -249,8 +311,17 @@ def test_progress_is_read_from_the_chiefs_metrics(k: Kubectl) -> None:
 def test_operator_runs_as_its_serviceaccount(operator: OperatorProcess) -> None:
     kubeconfig = Path(operator.state_dir) / "operator.kubeconfig"
     who = subprocess.run(
-        [operator.admin.binary, f"--kubeconfig={kubeconfig}", "auth", "whoami", "-o",
-         "jsonpath={.status.userInfo.username}"], capture_output=True, text=True, check=True,
+        [
+            operator.admin.binary,
+            f"--kubeconfig={kubeconfig}",
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert who == "system:serviceaccount:tftj-system:tftj-operator"
 
@@ -269,8 +340,12 @@ def test_operator_metrics_endpoint(k: Kubectl, operator: OperatorProcess) -> Non
         return "" if 'tftj_operator_jobs{phase="Succeeded"} 0.0' in text else text
 
     text = wait_for(counted, TIMEOUT, message="a Succeeded job counted")
-    for name in ("tftj_operator_reconcile_duration_seconds_count", "tftj_operator_restarts_total",
-                 "tftj_operator_admission_requests_total", "tftj_operator_errors_total",
-                 "tftj_operator_work_queue_depth"):
+    for name in (
+        "tftj_operator_reconcile_duration_seconds_count",
+        "tftj_operator_restarts_total",
+        "tftj_operator_admission_requests_total",
+        "tftj_operator_errors_total",
+        "tftj_operator_work_queue_depth",
+    ):
         assert name in text, name
     assert 'tftj_operator_admission_requests_total{operation="CREATE",result="allowed"}' in text

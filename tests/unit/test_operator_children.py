@@ -8,8 +8,11 @@ from tftj.api.models import TFTrainingJobSpec
 from tftj.api.resolve import resolve
 from tftj.operator.children import attempt_job, static_children
 
-JOB = {"apiVersion": "tftj.dev/v1alpha1", "kind": "TFTrainingJob",
-       "metadata": {"name": "vision", "namespace": "ml", "uid": "u-9"}}
+JOB = {
+    "apiVersion": "tftj.dev/v1alpha1",
+    "kind": "TFTrainingJob",
+    "metadata": {"name": "vision", "namespace": "ml", "uid": "u-9"},
+}
 
 
 def build(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -19,15 +22,26 @@ def build(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 
 def test_storage_claim_tensorboard_and_mounts() -> None:
-    children, job = build({"storage": {"size": "10Gi", "storageClassName": "fast"},
-                           "tensorboard": {"enabled": True},
-                           "workers": {"replicas": 2, "gpusPerWorker": 0}})
+    children, job = build(
+        {
+            "storage": {"size": "10Gi", "storageClassName": "fast"},
+            "tensorboard": {"enabled": True},
+            "workers": {"replicas": 2, "gpusPerWorker": 0},
+        }
+    )
     kinds = [(c["kind"], c["metadata"]["name"]) for c in children]
-    assert kinds == [("ConfigMap", "vision-params"), ("Service", "vision-workers"),
-                     ("PersistentVolumeClaim", "vision-storage"),
-                     ("Deployment", "vision-tensorboard"), ("Service", "vision-tensorboard")]
+    assert kinds == [
+        ("ConfigMap", "vision-params"),
+        ("Service", "vision-workers"),
+        ("PersistentVolumeClaim", "vision-storage"),
+        ("Deployment", "vision-tensorboard"),
+        ("Service", "vision-tensorboard"),
+    ]
     pvc = children[2]
-    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"] and pvc["spec"]["storageClassName"] == "fast"
+    assert (
+        pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+        and pvc["spec"]["storageClassName"] == "fast"
+    )
     tb = children[3]["spec"]["template"]["spec"]["containers"][0]
     assert tb["command"][:3] == ["tensorboard", "--logdir", "/storage/logs"]
     pod = job["spec"]["template"]["spec"]
@@ -40,21 +54,35 @@ def test_storage_claim_tensorboard_and_mounts() -> None:
 def test_no_storage_means_an_empty_dir_and_no_tensorboard() -> None:
     children, job = build({"tensorboard": {"enabled": True}, "workers": {"gpusPerWorker": 0}})
     assert [c["kind"] for c in children] == ["ConfigMap", "Service"]
-    volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "tftj-storage")
+    volume = next(
+        v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "tftj-storage"
+    )
     assert volume == {"name": "tftj-storage", "emptyDir": {}}
 
 
 def test_pod_template_overrides_and_scheduling() -> None:
-    _, job = build({
-        "workers": {"replicas": 1, "gpusPerWorker": 2, "podTemplate": {
-            "labels": {"team": "a"}, "annotations": {"note": "x"},
-            "nodeSelector": {"gpu": "a100"},
-            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-            "env": [{"name": "EXTRA", "value": "1"}, {"name": "TFTJ_ATTEMPT", "value": "99"}],
-            "serviceAccountName": "trainer",
-        }},
-        "scheduling": {"priorityClassName": "high", "schedulerName": "volcano"},
-    })
+    _, job = build(
+        {
+            "workers": {
+                "replicas": 1,
+                "gpusPerWorker": 2,
+                "podTemplate": {
+                    "labels": {"team": "a"},
+                    "annotations": {"note": "x"},
+                    "nodeSelector": {"gpu": "a100"},
+                    "tolerations": [
+                        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+                    ],
+                    "env": [
+                        {"name": "EXTRA", "value": "1"},
+                        {"name": "TFTJ_ATTEMPT", "value": "99"},
+                    ],
+                    "serviceAccountName": "trainer",
+                },
+            },
+            "scheduling": {"priorityClassName": "high", "schedulerName": "volcano"},
+        }
+    )
     template = job["spec"]["template"]
     pod = template["spec"]
     assert template["metadata"]["labels"]["team"] == "a"
@@ -68,6 +96,11 @@ def test_pod_template_overrides_and_scheduling() -> None:
     assert [e["value"] for e in env if e["name"] == "TFTJ_ATTEMPT"] == ["2"]  # never shadowed
     limits = pod["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == "2"
-    assert pod["containers"][0]["command"] == ["python", "-m", "tftj_trainer", "--params",
-                                               "/etc/tftj/params.yaml"]
+    assert pod["containers"][0]["command"] == [
+        "python",
+        "-m",
+        "tftj_trainer",
+        "--params",
+        "/etc/tftj/params.yaml",
+    ]
     assert pod["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"

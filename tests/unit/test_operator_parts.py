@@ -32,9 +32,13 @@ process_cpu_seconds_total 3
 
 def test_progress_from_trainer_metrics() -> None:
     assert parse_progress(METRICS) == {
-        "epoch": 2, "totalEpochs": 5, "step": 100, "loss": 0.25,
+        "epoch": 2,
+        "totalEpochs": 5,
+        "step": 100,
+        "loss": 0.25,
         "metrics": {"val_accuracy": 0.9, "val_loss": 0.5},
-        "examplesPerSecond": 512.25, "etaSeconds": 62,
+        "examplesPerSecond": 512.25,
+        "etaSeconds": 62,
     }
 
 
@@ -53,8 +57,12 @@ def test_phase_conditions_flip_and_keep_transition_times() -> None:
 
 
 def _job(spec: dict, started: bool = False) -> dict:
-    body = {"apiVersion": "tftj.dev/v1alpha1", "kind": "TFTrainingJob",
-            "metadata": {"name": "j", "namespace": "n"}, "spec": spec}
+    body = {
+        "apiVersion": "tftj.dev/v1alpha1",
+        "kind": "TFTrainingJob",
+        "metadata": {"name": "j", "namespace": "n"},
+        "spec": spec,
+    }
     if started:
         body["status"] = {"startTime": "2026-11-28T00:00:00Z"}
     return body

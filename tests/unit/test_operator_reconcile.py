@@ -333,7 +333,9 @@ def test_invalid_spec_is_reported_not_raised() -> None:
 def test_children_not_observed_are_left_alone() -> None:
     job = make_job()
     step(job)
-    plan = reconcile(Observed(job=job, children=None, attempt_jobs=[batch_job(0)], pods=[], now=NOW))
+    plan = reconcile(
+        Observed(job=job, children=None, attempt_jobs=[batch_job(0)], pods=[], now=NOW)
+    )
     assert plan.creates == [] and plan.patches == []
 
 

@@ -141,9 +141,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         try:
-            config.load_incluster_config()
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
-            config.load_kube_config(config_file=args.kubeconfig)
+            config.load_kube_config(config_file=args.kubeconfig)  # type: ignore[no-untyped-call]
     except (config.ConfigException, OSError) as exc:
         return _fail(f"cannot load a Kubernetes configuration: {exc}")
     configuration = client.Configuration.get_default_copy()
