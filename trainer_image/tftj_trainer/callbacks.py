@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import tf_keras as keras
@@ -20,7 +20,7 @@ from tftj_trainer.model import metric_key
 from tftj_trainer.tensorboard_logging import SummaryLogger
 
 
-def named_values(logs: Mapping[str, Any], names: list[str], prefix: str = "") -> dict[str, float]:
+def named_values(logs: Mapping[str, Any], names: Sequence[str], prefix: str = "") -> dict[str, float]:
     """Schema-named floats (`top-5-accuracy`) from fit() logs (`val_top_5_accuracy`)."""
     values: dict[str, float] = {}
     for name in names:
@@ -30,11 +30,11 @@ def named_values(logs: Mapping[str, Any], names: list[str], prefix: str = "") ->
     return values
 
 
-class Reporting(keras.callbacks.Callback):
+class Reporting(keras.callbacks.Callback):  # type: ignore[misc]  # tf_keras is untyped
     """Prometheus gauges on every worker, TensorBoard scalars on the chief."""
 
     def __init__(self, *, metrics: TrainerMetrics, summaries: SummaryLogger | None,
-                 names: list[str], frequency: int, steps_per_epoch: int, epochs: int,
+                 names: Sequence[str], frequency: int, steps_per_epoch: int, epochs: int,
                  global_batch: int, schedule: Callable[[int], Any]) -> None:
         super().__init__()
         self._supports_tf_logs = True
@@ -107,7 +107,7 @@ class Reporting(keras.callbacks.Callback):
                                  validation)
 
 
-class Checkpointing(keras.callbacks.Callback):
+class Checkpointing(keras.callbacks.Callback):  # type: ignore[misc]  # tf_keras is untyped
     """Save every checkpoint.frequency epochs and after the last one."""
 
     def __init__(self, checkpoints: Checkpoints, metrics: TrainerMetrics, *, frequency: int,
@@ -126,7 +126,7 @@ class Checkpointing(keras.callbacks.Callback):
             self.prom.checkpoint_saved()
 
 
-class StopOnSignal(keras.callbacks.Callback):
+class StopOnSignal(keras.callbacks.Callback):  # type: ignore[misc]  # tf_keras is untyped
     """SIGTERM (pod deletion, preemption, Ctrl-C in `tftj run`): stop at the next step boundary.
 
     The run then ends with the PREEMPTED exit code; the latest checkpoint is the resume point.

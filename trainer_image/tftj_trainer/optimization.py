@@ -32,7 +32,7 @@ def schedule_steps(training: Training, steps_per_epoch: int) -> ScheduleSteps:
 
 
 @keras.utils.register_keras_serializable(package="tftj")
-class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
     """Linear warmup from 0 to `rate` over `warmup_steps`, then constant/cosine/exponential/step.
 
     One schedule object for all four types so its config is a plain dict of the schema's values

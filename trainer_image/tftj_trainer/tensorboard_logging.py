@@ -10,7 +10,9 @@ Layout (what TensorBoard shows as runs):  <logs>/                hparams_config 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import queue
+import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +53,26 @@ def run_name(params: ResolvedParameters) -> str:
 
 
 class SummaryLogger:
-    """Writes the chief's summaries. Only the chief constructs one."""
+    """Writes the chief's summaries. Only the chief constructs one.
 
-    def __init__(self, logdir: Path, params: ResolvedParameters, metric_names: list[str]) -> None:
+    Writing a scalar costs a few milliseconds of eager TensorFlow ops; a writer thread does it,
+    so the training loop only hands over floats (the loop's C++ steps run meanwhile).
+    """
+
+    def __init__(self, logdir: Path, params: ResolvedParameters,
+                 metric_names: Sequence[str]) -> None:
         self.run_dir = logdir / run_name(params)
         self.train = tf.summary.create_file_writer(str(self.run_dir / "train"))
         self.validation = tf.summary.create_file_writer(str(self.run_dir / "validation"))
         self._write_hparams(logdir, params, metric_names)
+        self._queue: queue.SimpleQueue[tuple[Any, int, dict[str, float], bool] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._drain, name="tftj-summaries", daemon=True)
+        self._thread.start()
 
-    def _write_hparams(self, logdir: Path, params: ResolvedParameters, names: list[str]) -> None:
+    def _write_hparams(self, logdir: Path, params: ResolvedParameters,
+                       names: Sequence[str]) -> None:
         values = flat_hparams(params)
         metrics = [
             hp.Metric(f"epoch_{name}", group=group, display_name=f"{group} {name}")
@@ -71,21 +84,30 @@ class SummaryLogger:
         with tf.summary.create_file_writer(str(self.run_dir)).as_default():
             hp.hparams(values, trial_id=run_name(params))
 
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            writer, step, values, flush = item
+            with writer.as_default(step=step):
+                for name, value in values.items():
+                    tf.summary.scalar(name, value)
+            if flush:
+                writer.flush()
+
     def steps(self, step: int, values: Mapping[str, float]) -> None:
         """batch_<name> values (running epoch means), learning_rate, examples_per_second."""
-        with self.train.as_default(step=step):
-            for name, value in values.items():
-                tf.summary.scalar(name if name in PLAIN_TAGS else f"batch_{name}", value)
+        tagged = {n if n in PLAIN_TAGS else f"batch_{n}": v for n, v in values.items()}
+        self._queue.put((self.train, step, tagged, False))
 
     def epoch(self, epoch: int, train: Mapping[str, float],
               validation: Mapping[str, float]) -> None:
         for writer, values in ((self.train, train), (self.validation, validation)):
-            with writer.as_default(step=epoch):
-                for name, value in values.items():
-                    tf.summary.scalar(name if name in PLAIN_TAGS else f"epoch_{name}", value)
-            writer.flush()
+            tagged = {n if n in PLAIN_TAGS else f"epoch_{n}": v for n, v in values.items()}
+            self._queue.put((writer, epoch, tagged, True))
 
     def close(self) -> None:
+        """Write what is queued, then close the files."""
+        self._queue.put(None)
+        self._thread.join()
         self.train.close()
         self.validation.close()
 
