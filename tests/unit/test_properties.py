@@ -15,7 +15,7 @@ from tftj.api.resolve import resolve
 from tftj.api.validate import validate
 
 SETTINGS = settings(
-    max_examples=100,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
 )
@@ -37,7 +37,7 @@ def test_resolve_is_idempotent(spec: dict[str, Any]) -> None:
     assert twice == once
 
 
-@settings(SETTINGS, max_examples=60)
+@settings(SETTINGS, max_examples=40)
 @given(specs())
 def test_every_valid_spec_is_accepted_by_the_crd_schema(spec: dict[str, Any]) -> None:
     m = manifest(spec)
@@ -75,3 +75,12 @@ def test_cel_and_python_agree_on_generated_specs(spec: dict[str, Any]) -> None:
         else:
             python_rejects = path in python_paths
         assert cel_rejects == python_rejects, path
+
+
+@SETTINGS
+@given(specs())
+def test_webhook_verdict_after_crd_defaulting_is_the_offline_verdict(spec: dict[str, Any]) -> None:
+    # The webhook sees the object after the apiserver applied the CRD defaults; `tftj validate`
+    # sees it as written. Both must report the same problems.
+    m = manifest(spec)
+    assert validate(apply_defaults(CRD_SCHEMA, m)) == validate(m)
