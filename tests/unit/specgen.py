@@ -16,12 +16,14 @@ _NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-_.", min_size=1, max_size=8
 
 
 def _integer(schema: Schema) -> st.SearchStrategy[int]:
-    lo = int(
-        schema.get(
-            "minimum", schema.get("exclusiveMinimum", -1) + 1 if "exclusiveMinimum" in schema else 0
-        )
-    )
+    if "minimum" in schema:
+        lo = int(schema["minimum"])
+    elif "exclusiveMinimum" in schema:
+        lo = int(schema["exclusiveMinimum"]) + 1
+    else:
+        lo = 0
     hi = int(schema.get("maximum", lo + 1_000_000))
+    # Mostly small values (the cross-field rules like them), sometimes anything in range.
     return st.one_of(st.integers(lo, min(hi, lo + 8)), st.integers(lo, hi))
 
 
