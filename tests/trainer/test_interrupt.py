@@ -1,0 +1,53 @@
+"""Ctrl-C on `tftj run` stops every worker cleanly and says how to resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from tftj.localrun.progress import read_progress
+
+from tests.trainer.conftest import TFTJ, trainer_env, wait_for, write_manifest
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purpose: it no longer runs anything.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_ctrl_c_stops_all_workers_and_exits_130(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path, "interrupted", {"training": {"epochs": 1000}})
+    workdir = tmp_path / "work"
+    run = subprocess.Popen([TFTJ, "run", str(path), "--workers", "2", "--workdir", str(workdir),
+                            "--grace-seconds", "5"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=trainer_env())
+    try:
+        def training_started() -> dict | None:
+            try:
+                state = json.loads((workdir / "workers" / "state.json").read_text())
+            except (OSError, ValueError):
+                return None
+            progress = read_progress(state["workers"][0]["metricsPort"])
+            return state if progress is not None and progress.step >= 1 else None
+
+        state = wait_for(training_started, 120, "the first training step")
+        run.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C delivers to `tftj run`
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, out + err
+    assert "interrupted: stopping 2 worker(s)" in err
+    assert "resumes from the latest checkpoint" in err
+    assert not any(alive(w["pid"]) for w in state["workers"])
