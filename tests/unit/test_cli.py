@@ -14,9 +14,16 @@ TFTJ = Path(sys.executable).with_name("tftj")
 BROKEN = Path(__file__).resolve().parent / "broken-manifests"
 
 
-def tftj(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def tftj(
+    *args: str | Path, cwd: Path = REPO, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [str(TFTJ), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60
+        [str(TFTJ), *map(str, args)],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "Traceback" not in result.stdout + result.stderr
     return result
@@ -64,6 +71,14 @@ def test_validate_never_shows_a_traceback(tmp_path: Path, content: bytes) -> Non
     path.write_bytes(content)
     result = tftj("validate", path)
     assert result.returncode in (0, 1)
+
+
+def test_validate_reads_standard_input() -> None:
+    stream = (REPO / "examples" / "minimal.yaml").read_text() + "---\n"
+    stream += (BROKEN / "out-of-range.yaml").read_text()
+    result = tftj("validate", "-q", "-", stdin=stream)
+    assert result.returncode == 1
+    assert result.stdout.startswith("-:1: spec.training.learningRate: must be > 0 and <= 10")
 
 
 def test_validate_missing_path() -> None:

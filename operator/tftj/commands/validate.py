@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "paths",
         nargs="+",
         metavar="PATH",
-        help="manifest files, or directories searched recursively for *.yaml, *.yml, *.json",
+        help="manifest files, directories (searched recursively for *.yaml, *.yml, *.json), "
+        "or - for standard input",
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print errors only (no warnings, no summary)"
@@ -52,7 +53,7 @@ class Tally:
 
 def manifest_files(path: Path) -> Iterator[Path]:
     """`path` itself if it is a file; else every manifest below it, sorted, hidden dirs skipped."""
-    if not path.is_dir():
+    if str(path) == STDIN or not path.is_dir():
         yield path
         return
     for root, dirs, files in os.walk(path):
@@ -62,13 +63,16 @@ def manifest_files(path: Path) -> Iterator[Path]:
                 yield Path(root) / name
 
 
+STDIN = "-"
+
+
 def check_file(path: Path, tally: Tally, quiet: bool) -> list[str]:
-    """The output lines for one file."""
+    """The output lines for one file (`-`: standard input, e.g. `kustomize build . | ...`)."""
     from tftj.api.validate import is_job_document, validate
     from tftj.api.yamlload import LoadError, iter_documents
 
     try:
-        text = path.read_bytes()
+        text = sys.stdin.buffer.read() if str(path) == STDIN else path.read_bytes()
     except OSError as exc:
         tally.errors += 1
         return [f"{path}: cannot read: {exc.strerror or exc}"]
@@ -106,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     out: list[str] = []
     for arg in args.paths:
         root = Path(arg)
-        if not root.exists():
+        if arg != STDIN and not root.exists():
             out.append(f"{arg}: no such file or directory")
             tally.errors += 1
             continue
