@@ -43,17 +43,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="port of /metrics (default: metrics.port; 0 picks a free one)")
     parser.add_argument("--metrics-address", default="0.0.0.0",
                         help="address /metrics binds to (default: %(default)s)")
-    parser.add_argument("--termination-log", default=os.environ.get("TFTJ_TERMINATION_LOG",
-                                                                      TERMINATION_LOG),
-                        help="file receiving the one-line failure reason (default: %(default)s)")
+    parser.add_argument("--termination-log", default=os.environ.get("TFTJ_TERMINATION_LOG"),
+                        help="file receiving the one-line failure reason (default: "
+                        f"{TERMINATION_LOG} when it exists, as in a Kubernetes container)")
     return parser.parse_args(argv)
 
 
-def report_failure(code: int, message: str, termination_log: str) -> int:
+def report_failure(code: int, message: str, termination_log: str | None) -> int:
     line = one_line(message)
     print(f"tftj-trainer: error: {line}", file=sys.stderr, flush=True)
-    path = Path(termination_log)
-    if path.parent.is_dir():
+    # Kubernetes mounts the termination log; elsewhere the default path is not ours to create.
+    path = Path(termination_log) if termination_log else Path(TERMINATION_LOG)
+    if termination_log or path.exists():
         with contextlib.suppress(OSError):  # best effort: stderr already has it
             path.write_text(f"exit code {code}: {line}\n")
     return code
