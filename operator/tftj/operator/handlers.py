@@ -19,7 +19,7 @@ import concurrent.futures
 import json
 import logging
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from tftj.operator.admission import review
 from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE
 from tftj.operator.kube import Conflict, Gone, Kube
 from tftj.operator.reconcile import Timing, reconcile
+from tftj.operator.status import job_signal, pod_signal
 
 log = logging.getLogger("tftj.operator")
 
@@ -59,6 +60,8 @@ class Controller:
     children_seen: dict[Key, tuple[str, int | None, float]] = field(default_factory=dict)
     # key -> resourceVersion of our own last status write: its watch event is no news
     written: dict[Key, str] = field(default_factory=dict)
+    # (kind, namespace, name) of a worker Job or pod -> its last signal (status.*_signal)
+    signals: dict[tuple[str, str, str], tuple[Any, ...]] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     executor: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -229,20 +232,44 @@ def build_registry(controller: Controller, *, webhook: bool) -> kopf.OperatorReg
         elif meta.get("resourceVersion") != controller.written.get(key):
             controller.enqueue(namespace, name)
 
-    def parent_event(labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
-        controller.enqueue(namespace, labels.get(LABEL_JOB_NAME))
+    def child_event(
+        kind: str, signal_of: Callable[[dict[str, Any]], tuple[Any, ...]], kw: dict[str, Any]
+    ) -> None:
+        # Wake the parent only when something it decides on changed (see status.*_signal):
+        # pods emit many updates that cannot change a reconcile's outcome.
+        namespace, name = kw.get("namespace"), kw["name"]
+        key = (kind, namespace or "", name)
+        if kw["type"] == "DELETED":
+            controller.signals.pop(key, None)
+        else:
+            signal = signal_of(dict(kw["body"]))
+            if controller.signals.get(key) == signal:
+                return
+            controller.signals[key] = signal
+        controller.enqueue(namespace, kw["labels"].get(LABEL_JOB_NAME))
 
-    kopf.on.event("batch", "v1", "jobs", registry=registry, labels={LABEL_JOB_NAME: kopf.PRESENT})(
-        parent_event
-    )
+    def worker_job_event(**kwargs: Any) -> None:
+        child_event("Job", job_signal, kwargs)
+
+    def worker_pod_event(**kwargs: Any) -> None:
+        child_event("Pod", pod_signal, kwargs)
+
+    kopf.on.event(
+        "batch",
+        "v1",
+        "jobs",
+        id="worker_job_event",
+        registry=registry,
+        labels={LABEL_JOB_NAME: kopf.PRESENT},
+    )(worker_job_event)
     kopf.on.event(
         "",
         "v1",
         "pods",
-        id="pod_event",
+        id="worker_pod_event",
         registry=registry,
         labels={LABEL_JOB_NAME: kopf.PRESENT, LABEL_ROLE: "worker"},
-    )(parent_event)
+    )(worker_pod_event)
 
     if webhook:
 

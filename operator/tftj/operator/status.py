@@ -138,3 +138,33 @@ def chief_pod(pods: list[Obj]) -> Obj | None:
         if running and (pod.get("status") or {}).get("podIP"):
             return pod
     return None
+
+
+def pod_signal(pod: Obj) -> tuple[Any, ...]:
+    """What about a worker pod can change a reconcile's outcome. Pods emit many updates that
+    do not (IPs, timestamps, container start details); the operator wakes only on these."""
+    status = pod.get("status") or {}
+    scheduled = next((c for c in _conditions(pod) if c.get("type") == "PodScheduled"), {})
+    return (
+        status.get("phase"),
+        has_condition(pod, "Ready"),
+        bool((pod.get("metadata") or {}).get("deletionTimestamp")),
+        bool(status.get("podIP")),
+        scheduled.get("status"),
+        scheduled.get("message"),
+        (_terminated(pod) or {}).get("exitCode"),
+    )
+
+
+def job_signal(job: Obj) -> tuple[Any, ...]:
+    """The same for a worker Job: its conditions, counts, suspension and deletion."""
+    status = job.get("status") or {}
+    return (
+        tuple(sorted((str(c.get("type")), str(c.get("status"))) for c in _conditions(job))),
+        is_suspended(job),
+        bool((job.get("metadata") or {}).get("deletionTimestamp")),
+        status.get("active"),
+        status.get("ready"),
+        status.get("succeeded"),
+        status.get("failed"),
+    )
