@@ -137,3 +137,15 @@ def test_tftj_run_reports_the_failing_workers_error(tmp_path: Path) -> None:
     # Relative data paths are read relative to the manifest's directory.
     assert str(tmp_path / "missing.csv") in line and "no such file" in line
     assert "restarting" not in result.stderr
+
+
+def test_tftj_run_refuses_to_resume_checkpoints_of_other_parameters(tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    (workdir / "checkpoints").mkdir(parents=True)
+    (workdir / "checkpoints" / "checkpoint").write_text("model_checkpoint_path: 'ckpt-1'\n")
+    (workdir / "params.yaml").write_text("parametersHash: 0123456789abcdef\n")
+    path = write_manifest(tmp_path, "changed")
+    result = run_tftj("run", str(path), "--workdir", str(workdir), timeout=60)
+    assert result.returncode == ExitCode.BAD_PARAMETERS
+    assert "holds checkpoints of other parameters (0123456789abcdef" in result.stderr
+    assert "use another --workdir" in result.stderr

@@ -77,3 +77,22 @@ def write_params(params: ResolvedParameters, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(resolved_to_dict(params), sort_keys=False))
+
+
+def previous_run_conflict(params: ResolvedParameters, workdir: Path) -> str | None:
+    """Why `workdir` cannot host this run: checkpoints of other parameters would be resumed."""
+    previous = workdir / "params.yaml"
+    checkpoints = workdir / params.spec.checkpoint.directory
+    if not previous.exists() or not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+        return None
+    try:
+        old_hash = (yaml.safe_load(previous.read_text()) or {}).get("parametersHash")
+    except yaml.YAMLError:
+        old_hash = None
+    if old_hash == params.parameters_hash:
+        return None
+    return (
+        f"{workdir} holds checkpoints of other parameters ({old_hash}, these are "
+        f"{params.parameters_hash}); resuming them would train a different model: use another "
+        f"--workdir or remove {checkpoints}"
+    )

@@ -16,7 +16,12 @@ from typing import Any, TextIO
 
 from tftj.api.contract import ExitCode, failure_kind
 from tftj.api.resolve import ResolvedParameters
-from tftj.localrun.manifest import ManifestError, local_parameters, write_params
+from tftj.localrun.manifest import (
+    ManifestError,
+    local_parameters,
+    previous_run_conflict,
+    write_params,
+)
 from tftj.localrun.progress import Progress, progress_line, read_progress, summary_line
 from tftj.localrun.workers import GRACE_SECONDS, Worker, WorkerGroup
 
@@ -127,6 +132,10 @@ def run_local(options: RunOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
         print(f"tftj run: warning: {warning}", file=err)
     spec = params.spec
     workdir = options.workdir.resolve()
+    conflict = previous_run_conflict(params, workdir)
+    if conflict:
+        print(f"tftj run: {conflict}", file=err)
+        return ExitCode.BAD_PARAMETERS
     params_path = workdir / "params.yaml"
     write_params(params, params_path)
     count = spec.workers.replicas
