@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pytest
 import yaml
 
@@ -109,6 +110,18 @@ def run_tftj(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[st
 def last_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def write_tfrecord(path: Path, features: np.ndarray, labels: np.ndarray) -> None:
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for x, y in zip(features, labels, strict=True):
+            example = tf.train.Example(features=tf.train.Features(feature={
+                "features": tf.train.Feature(float_list=tf.train.FloatList(value=x.tolist())),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y)])),
+            }))
+            writer.write(example.SerializeToString())
 
 
 @pytest.fixture

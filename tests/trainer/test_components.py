@@ -10,23 +10,11 @@ import pytest
 from tftj.api.models import TFTrainingJobSpec
 from tftj.api.resolve import ResolvedParameters, resolve
 
-from tests.trainer.conftest import small_spec
+from tests.trainer.conftest import small_spec, write_tfrecord
 
 
 def params_for(patch: dict[str, Any]) -> ResolvedParameters:
     return resolve(TFTrainingJobSpec.model_validate(small_spec(patch)), name="parts")
-
-
-def write_tfrecord(path: Path, features: np.ndarray, labels: np.ndarray) -> None:
-    import tensorflow as tf
-
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for x, y in zip(features, labels, strict=True):
-            example = tf.train.Example(features=tf.train.Features(feature={
-                "features": tf.train.Feature(float_list=tf.train.FloatList(value=x.tolist())),
-                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y)])),
-            }))
-            writer.write(example.SerializeToString())
 
 
 def test_every_file_format_reads_the_same_examples(tmp_path: Path) -> None:

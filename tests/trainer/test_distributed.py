@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.trainer.conftest import run_tftj, write_manifest
+from tests.trainer.conftest import run_tftj, write_manifest, write_tfrecord
 
 EPOCHS = 3
 FREQUENCY = 4
@@ -121,3 +121,26 @@ def test_tensorboard_holds_the_hparams_of_the_run(
     assert session.hparams["training.epochs"].number_value == EPOCHS
     assert session.hparams["model.hiddenUnits"].string_value == "[16]"
     assert session.hparams["training.optimizer"].string_value == "adam"
+
+
+def test_two_workers_on_a_directory_of_files_shard_by_file(tmp_path: Path) -> None:
+    """shardPolicy auto with >= 2 files gives each worker whole files; training stays in sync."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "data").mkdir()
+    for part, size in enumerate((300, 200)):  # uneven shards: steps per epoch must still agree
+        features = rng.normal(size=(size, 8)).astype(np.float32)
+        write_tfrecord(tmp_path / "data" / f"part-{part}.tfrecord", features,
+                       (features[:, 0] > 0).astype(np.int64))
+    path = write_manifest(tmp_path, "files", {
+        "data": {"format": "tfrecord", "path": "data", "numFeatures": 8},
+        "model": {"task": "binary"},
+        "training": {"epochs": 2, "batchSize": 32},
+    })
+    workdir = tmp_path / "work"
+    result = run_tftj("run", str(path), "--workers", "2", "--workdir", str(workdir))
+    assert result.returncode == 0, result.stdout + result.stderr
+    logs = [workdir / "workers" / f"worker-{i}.log" for i in (0, 1)]
+    assert all("shard policy file" in log.read_text() for log in logs)
+    assert digest(logs[0]) == digest(logs[1])
