@@ -126,3 +126,33 @@ def test_custom_builder_that_returns_no_model_is_a_model_error() -> None:
     params = params_for({"model": {"builder": "tests.trainer.custom_model:not_a_model"}})
     with pytest.raises(ModelError, match="returned str, not a tf_keras Model"):
         build_model(8, params)
+
+
+def test_resume_continues_the_optimizer_where_the_checkpoint_left_it(tmp_path: Path) -> None:
+    """Epoch AND optimizer step are restored: schedules and Adam moments carry on, not restart."""
+    import tensorflow as tf
+    import tf_keras as keras
+    from tftj_trainer.cluster import Cluster
+    from tftj_trainer.config import storage_paths
+    from tftj_trainer.metrics import TrainerMetrics
+    from tftj_trainer.training import train
+
+    class FirstStep(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.epoch: int | None = None
+            self.iterations = int(self.model.optimizer.iterations.numpy())
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            if self.epoch is None:
+                self.epoch = epoch
+
+    seen = []
+    for epochs in (2, 3):
+        params = params_for({"training": {"epochs": epochs}})
+        spy = FirstStep()
+        train(params, storage_paths(params, str(tmp_path)), Cluster((), 0),
+              tf.distribute.get_strategy(), TrainerMetrics("resume", 0), attempt=0,
+              extra_callbacks=[spy])
+        seen.append((spy.epoch, spy.iterations))
+    steps = params_for({}).derived.steps_per_epoch
+    assert seen == [(0, 0), (2, 2 * steps)]
