@@ -531,7 +531,7 @@ class LocalCluster:
         if not (path.exists() and os.access(path, os.X_OK)):
             raise ClusterError(
                 f"{name} binary not found at {path}; build the control plane with `make testbin`"
-                " (bash testbin/build.sh; the first build takes about 20 minutes)"
+                " (bash testbin/build.sh; the first build takes 15-35 minutes)"
             )
         return path
 

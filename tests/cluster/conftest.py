@@ -58,7 +58,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
         pytest.fail(
             f"control plane binaries missing from {bin_dir or 'testbin/bin'}: "
             f"{', '.join(missing)}. Build them with `make testbin` "
-            "(first build ~20 min, then cached).",
+            "(first build 15-35 min, then cached).",
             pytrace=False,
         )
     state_dir = Path(tempfile.mkdtemp(prefix="session-", dir=CLUSTERS_ROOT))
