@@ -434,3 +434,17 @@ def test_second_start_is_a_no_op_and_a_crashed_run_is_replaced(
         stat = Path(f"/proc/{component['pid']}/stat")
         # Gone, or a zombie nobody reaped (containers often lack an init that reaps).
         assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_deleting_a_running_pod_completes(kubectl: Kubectl) -> None:
+    kubectl.apply(pod_manifest("short-lived"))
+    wait_for(
+        lambda: _pod_phase(kubectl, "short-lived") == "Running",
+        timeout=60,
+        message="pod short-lived Running",
+    )
+
+    # kubectl waits for the deletion to finish, as it does against real kubelets.
+    kubectl("delete", "pod", "short-lived", "--timeout=60s")
+
+    assert kubectl("get", "pod", "short-lived", check=False).returncode != 0
