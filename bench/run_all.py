@@ -1,0 +1,38 @@
+"""Runs every benchmark in turn; each writes its own section of docs/benchmarks.md.
+
+Benchmarks run one after another, never in parallel: on a 2-core machine two of them at once
+would measure each other. Pass names to run a subset: `python bench/run_all.py validate trainer`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+BENCHMARKS = {
+    "validate": "validate_bench.py",
+    "trainer": "trainer_bench.py",
+    "controlplane": "controlplane_bench.py",
+    "operator": "operator_bench.py",
+}
+
+
+def main(argv: list[str]) -> int:
+    unknown = [name for name in argv if name not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+        return 2
+    failed = []
+    for name in argv or list(BENCHMARKS):
+        print(f"== {name}", flush=True)
+        if subprocess.call([sys.executable, str(BENCH_DIR / BENCHMARKS[name])]) != 0:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
