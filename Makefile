@@ -40,10 +40,13 @@ test-cluster: setup system-deps testbin
 demo: setup
 	.venv/bin/tftj run examples/digits-mlp.yaml --workers 2 --workdir .work/demo
 
+# A real control plane on loopback + the CRD + the operator and its webhook (see docs/local-cluster.md).
 up: setup testbin
 	$(PY) testbin/localcluster.py up --state-dir .cluster
+	$(PY) testbin/devoperator.py up --kubeconfig .cluster/kubeconfig --state-dir .cluster/operator
 
 down:
+	-$(PY) testbin/devoperator.py down --kubeconfig .cluster/kubeconfig --state-dir .cluster/operator
 	$(PY) testbin/localcluster.py down --state-dir .cluster
 
 # Regenerate the files derived from the schema (a unit test fails when they are stale).
