@@ -95,6 +95,10 @@ class Kube:
     def observe(self, job: Obj, *, scrape: bool, children: bool = True) -> Observed:
         meta = job["metadata"]
         name, namespace = meta["name"], meta["namespace"]
+        if not job.get("status"):
+            # Never reconciled: the operator writes status before creating any child, so
+            # there is nothing to read yet (a third of a new job's API requests).
+            return Observed(job=job, children={}, attempt_jobs=[], pods=[], now=datetime.now(UTC))
         spec = job.get("spec") or {}
         wanted = [
             ("ConfigMap", naming.params_configmap_name(name)),
