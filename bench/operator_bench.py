@@ -65,51 +65,48 @@ class Watcher:
         self.all_running: dict[str, float] = {}
         self._procs: list[subprocess.Popen[str]] = []
         self.seen: set[tuple[str, str]] = set()
+        self._stopped = False
+
+    # One short line per event (label value, name, phase): parsing full JSON objects was too
+    # slow to keep up with 800 pods, and the apiserver closes a watch that falls behind.
+    TEMPLATE = '{.metadata.labels.%s} {.metadata.name} {.status.phase}{"\\n"}'
 
     def _watch(self, kind: str) -> None:
-        proc = subprocess.Popen(
-            [
-                self.admin.binary,
-                f"--kubeconfig={self.admin.kubeconfig}",
-                "-n",
-                self.namespace,
-                "get",
-                kind,
-                "-l",
-                self.label,
-                "--watch",
-                "-o",
-                "json",
-                "--output-watch-events",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self._procs.append(proc)
-        decoder = json.JSONDecoder()
-        buffer = ""
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            buffer += line
-            try:
-                event, _ = decoder.raw_decode(buffer.strip())
-            except ValueError:
-                continue
-            buffer = ""
-            self._on(kind, event.get("object") or {})
+        label = self.label.replace(".", "\\.")
+        while not self._stopped:  # a watch the apiserver closed is reopened
+            proc = subprocess.Popen(
+                [
+                    self.admin.binary,
+                    f"--kubeconfig={self.admin.kubeconfig}",
+                    "-n",
+                    self.namespace,
+                    "get",
+                    kind,
+                    "-l",
+                    self.label,
+                    "--watch",
+                    "-o",
+                    "jsonpath=" + self.TEMPLATE % label,
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            self._procs.append(proc)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                parts = line.split()
+                if len(parts) >= 2:
+                    self._on(kind, parts[0], parts[1], parts[2] if len(parts) > 2 else "")
+            proc.wait()
 
-    def _on(self, kind: str, obj: dict[str, Any]) -> None:
+    def _on(self, kind: str, owner: str, name: str, phase: str) -> None:
         now = time.monotonic()
-        labels = obj.get("metadata", {}).get("labels") or {}
-        owner = labels.get(self.label)
-        if not owner:
-            return
         self.seen.add((kind, owner))
         if kind == "jobs":
             self.job_seen.setdefault(owner, now)
-        elif obj.get("status", {}).get("phase") == "Running":
+        elif phase == "Running":
             pods = self.running.setdefault(owner, set())
-            pods.add(obj["metadata"]["name"])
+            pods.add(name)
             if len(pods) >= self.workers:
                 self.all_running.setdefault(owner, now)
 
@@ -150,6 +147,7 @@ class Watcher:
             time.sleep(0.05)
 
     def stop(self) -> None:
+        self._stopped = True
         for proc in self._procs:
             proc.terminate()
 
