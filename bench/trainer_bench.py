@@ -224,8 +224,9 @@ back to back and the headline is the median of those paired ratios; CPU time is 
 to contention than wall time. Where the trainer's extra CPU goes (a
 cProfile of the same workload): the per-epoch checkpoint (~3.5% with these 2-second epochs;
 `checkpoint.frequency` trades it against repeated work after a failure), the per-step callback
-hooks (~2.5%: step-duration histogram, stop-on-SIGTERM check), TensorBoard scalars (~1.5%,
-written by a background thread so the loop does not wait for them).
+hooks (~2.5%: keras' per-step callback dispatch and the step-duration histogram), TensorBoard
+scalars (~1.5%, written by a background thread so the loop does not wait for them). Goal not met
+on this machine: the remaining ~7-9% are those three costs.
 
 Time from `tftj run` to the first training step (chief's /metrics shows step >= 1; includes
 process start, TensorFlow import, data, model build and the first traced step; best of 2):
