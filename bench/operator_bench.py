@@ -369,7 +369,7 @@ def main() -> int:
         with LocalCluster(state / "operator-cluster", die_with_parent=True) as cluster:
             admin = Admin(cluster.kubeconfig)
             install(admin)
-            proc = OperatorProcess(admin, state / "operator", ["--workers=8"])
+            proc = OperatorProcess(admin, state / "operator", ["--workers=16"])
             proc.start(die_with_parent=True)
             assert proc.process is not None
             pid = proc.process.pid
@@ -424,7 +424,7 @@ def main() -> int:
         "the same machine as the operator (a fresh one per phase). "
         f"{args.jobs} jobs x {args.workers} workers created at once (8 parallel `kubectl create`). The floor is "
         "the same worker Jobs created directly the same way in the same run (the Job "
-        "controller, scheduler and kwok alone). Operator: `--workers=8`, under its "
+        "controller, scheduler and kwok alone). Operator: `--workers=16`, under its "
         "ServiceAccount.",
         "",
         "| seconds | floor (Jobs via kubectl) | operator (TFTrainingJobs) | ratio |",

@@ -107,6 +107,24 @@ def test_work_queue_deduplicates_and_reruns_dirty_keys() -> None:
     assert asyncio.run(scenario()) == ["a", "b", "a", "c"]
 
 
+def test_work_queue_serves_urgent_keys_first() -> None:
+    async def scenario() -> list[object]:
+        q = WorkQueue()
+        for key in ("old-1", "old-2"):
+            q.add(key)
+        q.add("new", urgent=True)
+        q.add("old-2", urgent=True)  # re-prioritised: served once, early
+        seen = []
+        for _ in range(3):
+            key = await q.get()
+            q.done(key)
+            seen.append(key)
+        assert len(q) == 0
+        return seen
+
+    assert asyncio.run(scenario()) == ["new", "old-2", "old-1"]
+
+
 def test_webhook_certificates_verify_for_their_host(tmp_path: Path) -> None:
     paths = ensure_certs(tmp_path, ["127.0.0.1"])
     ctx = ssl.create_default_context(cafile=str(paths.cafile))

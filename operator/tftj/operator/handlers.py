@@ -149,9 +149,9 @@ class Controller:
         log.warning("reconcile of %s/%s failed (%s); retrying in %.1fs", *key, reason, delay)
         return delay
 
-    def enqueue(self, namespace: str | None, name: str | None) -> None:
+    def enqueue(self, namespace: str | None, name: str | None, urgent: bool = False) -> None:
         if self.queue is not None and namespace and name:
-            self.queue.add((namespace, name))
+            self.queue.add((namespace, name), urgent)
             metrics.QUEUE_DEPTH.set(len(self.queue))
 
     def forget(self, key: Key) -> None:
@@ -224,13 +224,18 @@ def build_registry(controller: Controller, *, webhook: bool) -> kopf.OperatorReg
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def job_event(
-        type: str, namespace: str | None, name: str, meta: Mapping[str, Any], **_: Any
+        type: str,
+        namespace: str | None,
+        name: str,
+        meta: Mapping[str, Any],
+        status: Mapping[str, Any],
+        **_: Any,
     ) -> None:
         key = (namespace or "", name)
         if type == "DELETED":
             controller.forget(key)
         elif meta.get("resourceVersion") != controller.written.get(key):
-            controller.enqueue(namespace, name)
+            controller.enqueue(namespace, name, urgent=not status)
 
     def child_event(
         kind: str, signal_of: Callable[[dict[str, Any]], tuple[Any, ...]], kw: dict[str, Any]

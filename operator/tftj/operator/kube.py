@@ -8,6 +8,7 @@ status first, then deletions, creations, patches, events.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import logging
 import urllib.request
@@ -62,6 +63,7 @@ class Kube:
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.scrape_timeout = scrape_timeout
+        self._events = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="events")
         # When set, the operator never connects to a pod IP outside these networks.
         self.scrape_allowed = list(scrape_allowed)
 
@@ -206,7 +208,8 @@ class Kube:
         for patch in plan.patches:
             self._patch(namespace, patch)
         for event in plan.events:
-            self.post_event(job, event.type, event.reason, event.message)
+            # Events are a courtesy: posting them must not hold up the next reconcile.
+            self._events.submit(self.post_event, job, event.type, event.reason, event.message)
         if plan.delete_job:
             _ignore(
                 404,

@@ -4,7 +4,8 @@ calls a workqueue), on asyncio.
 Many events about one job (its pods starting one by one) collapse into one pending reconcile;
 a key is never reconciled by two workers at once (an event arriving meanwhile marks it dirty
 and it runs again afterwards); `add_after` schedules a level-based resync, keeping only the
-earliest one requested.
+earliest one requested. Urgent keys (a job never reconciled) go before the others, so a
+new job's workers are not created only after every pod event of hundreds of running jobs.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from collections.abc import Hashable
 
 class WorkQueue:
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
-        self._pending: set[Hashable] = set()
+        # (priority, sequence, key); entries whose priority no longer matches _pending are
+        # stale duplicates left by a re-prioritisation and are skipped.
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Hashable]] = asyncio.PriorityQueue()
+        self._pending: dict[Hashable, int] = {}
+        self._sequence = 0
         self._active: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
         self._timers: dict[Hashable, asyncio.TimerHandle] = {}
@@ -24,12 +28,14 @@ class WorkQueue:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, key: Hashable) -> None:
+    def add(self, key: Hashable, urgent: bool = False) -> None:
+        priority = 0 if urgent else 1
         if key in self._active:
             self._dirty.add(key)
-        elif key not in self._pending:
-            self._pending.add(key)
-            self._queue.put_nowait(key)
+        elif priority < self._pending.get(key, 2):
+            self._pending[key] = priority
+            self._sequence += 1
+            self._queue.put_nowait((priority, self._sequence, key))
 
     def add_after(self, key: Hashable, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -52,8 +58,11 @@ class WorkQueue:
             timer.cancel()
 
     async def get(self) -> Hashable:
-        key = await self._queue.get()
-        self._pending.discard(key)
+        while True:
+            priority, _, key = await self._queue.get()
+            if self._pending.get(key) == priority:
+                break
+        del self._pending[key]
         self._active.add(key)
         return key
 
