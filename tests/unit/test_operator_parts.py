@@ -11,8 +11,8 @@ import pytest
 import yaml
 from tftj.operator import admission, conditions
 from tftj.operator.certs import ensure_certs
-from tftj.operator.progress import parse_progress
 from tftj.operator.workqueue import WorkQueue
+from tftj.trainerprogress import parse_trainer_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,9 @@ process_cpu_seconds_total 3
 
 
 def test_progress_from_trainer_metrics() -> None:
-    assert parse_progress(METRICS) == {
+    progress = parse_trainer_metrics(METRICS)
+    assert progress is not None
+    assert progress.to_status() == {
         "epoch": 2,
         "totalEpochs": 5,
         "step": 100,
@@ -43,7 +45,7 @@ def test_progress_from_trainer_metrics() -> None:
 
 
 def test_progress_absent_before_training() -> None:
-    assert parse_progress("process_cpu_seconds_total 3\n") is None
+    assert parse_trainer_metrics("process_cpu_seconds_total 3\n") is None
 
 
 def test_phase_conditions_flip_and_keep_transition_times() -> None:

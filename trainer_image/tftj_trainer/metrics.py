@@ -9,8 +9,6 @@ from tftj.api import contract as c
 
 # Step durations of small CPU MLPs are milliseconds; GPU models of interest reach seconds.
 STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-METRIC_INFO = "tftj_trainer_info"  # gauge = 1; labels carry the parameters hash and the strategy
-METRIC_STEPS_TARGET = "tftj_trainer_steps_target"  # gauge: steps to train (all epochs)
 
 
 class TrainerMetrics:
@@ -24,7 +22,7 @@ class TrainerMetrics:
         self.epoch = Gauge(c.METRIC_EPOCH, "Epochs completed.", names, registry=r)
         self.epochs_target = Gauge(c.METRIC_EPOCHS_TARGET, "Epochs to train.", names, registry=r)
         self.step = Gauge(c.METRIC_STEP, "Global optimizer steps completed.", names, registry=r)
-        self.steps_target = Gauge(METRIC_STEPS_TARGET, "Optimizer steps to train.", names, registry=r)
+        self.steps_target = Gauge(c.METRIC_STEPS_TARGET, "Optimizer steps to train.", names, registry=r)
         self.loss = Gauge(c.METRIC_LOSS, "Latest loss (train: running mean of the epoch).",
                           [*names, "split"], registry=r)
         self.metric = Gauge(c.METRIC_VALUE, "Latest value of a training metric.",
@@ -47,7 +45,7 @@ class TrainerMetrics:
         self.resumed_from_epoch = Gauge(c.METRIC_RESUMED_EPOCH,
                                         "Epoch restored from the checkpoint at start.", names,
                                         registry=r)
-        self.info = Gauge(METRIC_INFO, "Constant 1; labels describe the run.",
+        self.info = Gauge(c.METRIC_INFO, "Constant 1; labels describe the run.",
                           [*names, "parameters_hash", "strategy"], registry=r)
         # Pre-bound child: labels() is a dict lookup per call, too slow for every step.
         self._duration = self.step_duration.labels(**self.labels)

@@ -54,6 +54,7 @@ METRIC_PREFIX = "tftj_trainer_"
 METRIC_EPOCH = "tftj_trainer_epoch"  # gauge: epochs completed
 METRIC_EPOCHS_TARGET = "tftj_trainer_epochs_target"  # gauge: epochs to train
 METRIC_STEP = "tftj_trainer_step"  # gauge: global optimizer steps completed
+METRIC_STEPS_TARGET = "tftj_trainer_steps_target"  # gauge: steps to train (all epochs)
 METRIC_LOSS = "tftj_trainer_loss"  # gauge, label split=train|validation
 METRIC_VALUE = "tftj_trainer_metric"  # gauge, labels name=<metric>, split=train|validation
 METRIC_LEARNING_RATE = "tftj_trainer_learning_rate"  # gauge
@@ -63,3 +64,4 @@ METRIC_STEP_DURATION = "tftj_trainer_step_duration_seconds"  # histogram
 METRIC_CHECKPOINTS = "tftj_trainer_checkpoints_saved_total"  # counter
 METRIC_ATTEMPT = "tftj_trainer_attempt"  # gauge: attempt number this process runs in
 METRIC_RESUMED_EPOCH = "tftj_trainer_resumed_from_epoch"  # gauge: epoch restored at start
+METRIC_INFO = "tftj_trainer_info"  # gauge = 1; labels parameters_hash and strategy

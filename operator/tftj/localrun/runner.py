@@ -22,8 +22,9 @@ from tftj.localrun.manifest import (
     previous_run_conflict,
     write_params,
 )
-from tftj.localrun.progress import Progress, progress_line, read_progress, summary_line
+from tftj.localrun.progress import progress_line, read_progress, summary_line
 from tftj.localrun.workers import GRACE_SECONDS, Worker, WorkerGroup
+from tftj.trainerprogress import TrainerProgress
 
 POLL_SECONDS = 0.25
 PROGRESS_SECONDS = 0.5
@@ -42,7 +43,7 @@ class ProgressPrinter:
     """One self-updating line on a terminal; occasional plain lines in logs and pipes."""
 
     def __init__(self, out: TextIO) -> None:
-        self.latest: Progress | None = None
+        self.latest: TrainerProgress | None = None
         self.out = out
         self.tty = out.isatty()
         self.last_line = ""
@@ -169,7 +170,7 @@ def run_local(options: RunOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
             if failed is None:
                 took = time.monotonic() - started
                 print(f"tftj run: training succeeded in {took:.1f}s", file=out)
-                if printer.latest is not None and printer.latest.values:
+                if printer.latest is not None and printer.latest.metrics:
                     print(f"  last reported:    {summary_line(printer.latest)}", file=out)
                 for line in locations(params, workdir):
                     print(line, file=out)

@@ -22,9 +22,9 @@ from kubernetes.client.exceptions import ApiException
 
 from tftj.api import GROUP, PLURAL, VERSION, naming
 from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE, Obj
-from tftj.operator.progress import parse_progress
 from tftj.operator.reconcile import Observed, Plan, rfc3339
 from tftj.operator.status import chief_pod
+from tftj.trainerprogress import parse_trainer_metrics
 
 log = logging.getLogger("tftj.operator")
 
@@ -164,7 +164,9 @@ class Kube:
             with urllib.request.urlopen(
                 f"http://{host}:{port}/metrics", timeout=self.scrape_timeout
             ) as resp:
-                return parse_progress(resp.read(1_000_000).decode("utf-8", "replace"))
+                text = resp.read(1_000_000).decode("utf-8", "replace")
+            progress = parse_trainer_metrics(text)
+            return progress.to_status() if progress is not None else None
         except (OSError, ValueError) as exc:
             log.debug("progress of %s:%s not readable: %s", ip, port, exc)
             return None
