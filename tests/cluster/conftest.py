@@ -38,6 +38,7 @@ if str(TESTBIN) not in sys.path:
     sys.path.insert(0, str(TESTBIN))
 
 from clusterkit import Kubectl, wait_for  # noqa: E402
+from devoperator import OperatorProcess, start_for_tests, stop_for_tests  # noqa: E402
 from localcluster import LocalCluster, reap_stale_clusters  # noqa: E402
 
 #: Every test cluster lives under here, so a later run can find and remove leftovers.
@@ -114,6 +115,28 @@ def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator
 def kubectl(cluster: LocalCluster, namespace: str) -> Kubectl:
     """The real kubectl, admin credentials, default namespace = the test's namespace."""
     return Kubectl.for_cluster(cluster, namespace)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """`tftj operator` as a subprocess under its own ServiceAccount (RBAC from the one rules
+    file), with its webhook registered; one per test module."""
+    proc = start_for_tests(cluster.kubeconfig, tmp_path_factory.mktemp("operator"))
+    yield proc
+    stop_for_tests(proc)
+
+
+@pytest.fixture
+def k(
+    kubectl: Kubectl, operator: OperatorProcess, request: pytest.FixtureRequest
+) -> Iterator[Kubectl]:
+    """kubectl in the test's namespace with the operator running; its log is shown on failure."""
+    failed_before = request.session.testsfailed
+    yield kubectl
+    if request.session.testsfailed > failed_before:
+        print(f"---- operator log ----\n{operator.logs(80)}")
 
 
 @pytest.hookimpl(hookwrapper=True)

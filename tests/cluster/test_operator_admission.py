@@ -3,31 +3,12 @@ refused (naming the field), prints warnings, and refuses parameter changes to a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from clusterkit import HOLD_LABEL, Kubectl, wait_for
-from devoperator import OperatorProcess, start_for_tests, stop_for_tests, training_job
+from devoperator import training_job
 
 TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    proc = start_for_tests(cluster.kubeconfig, tmp_path_factory.mktemp("operator"))
-    yield proc
-    stop_for_tests(proc)
-
-
-@pytest.fixture
-def k(
-    kubectl: Kubectl, operator: OperatorProcess, request: pytest.FixtureRequest
-) -> Iterator[Kubectl]:
-    failed_before = request.session.testsfailed
-    yield kubectl
-    if request.session.testsfailed > failed_before:
-        print(f"---- operator log ----\n{operator.logs(80)}")
 
 
 def refused(k: Kubectl, manifest: dict[str, Any]) -> str:

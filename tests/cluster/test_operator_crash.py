@@ -18,6 +18,7 @@ TIMEOUT = 120
 
 @pytest.fixture
 def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """Per test, unlike conftest's per-module operator: this test kills and restarts it."""
     proc = start_for_tests(cluster.kubeconfig, tmp_path_factory.mktemp("operator"))
     yield proc
     stop_for_tests(proc)

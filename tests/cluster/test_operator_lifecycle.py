@@ -11,34 +11,15 @@ import http.server
 import subprocess
 import threading
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from clusterkit import EXIT_CODE_LABEL, HOLD_LABEL, Kubectl, wait_for
-from devoperator import OperatorProcess, start_for_tests, stop_for_tests, training_job
+from devoperator import OperatorProcess, training_job
 from tftj.api.contract import ExitCode
 
 TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    proc = start_for_tests(cluster.kubeconfig, tmp_path_factory.mktemp("operator"))
-    yield proc
-    stop_for_tests(proc)
-
-
-@pytest.fixture
-def k(
-    kubectl: Kubectl, operator: OperatorProcess, request: pytest.FixtureRequest
-) -> Iterator[Kubectl]:
-    """kubectl in the test's namespace; the operator's log is shown when the test failed."""
-    failed_before = request.session.testsfailed
-    yield kubectl
-    if request.session.testsfailed > failed_before:
-        print(f"---- operator log ----\n{operator.logs(80)}")
 
 
 def status(k: Kubectl, name: str) -> dict[str, Any]:
