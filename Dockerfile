@@ -1,17 +1,20 @@
-# syntax=docker/dockerfile:1.7
 # Two images from one source tree:
 #   docker build --target operator -t tftj/operator:0.1.0 .
 #   docker build --target trainer  -t tftj/trainer:0.1.0 .
 # Both run as the unprivileged uid 1000 the operator's worker pods ask for (runAsNonRoot),
 # so they pass Pod Security "restricted".
+# Image references name no registry host: the builder's configured default registry or mirror
+# resolves them. The base is pinned by tag (patch release + Debian release); override with
+# --build-arg PYTHON_IMAGE=... (e.g. a digest-pinned mirror copy).
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # ---------------------------------------------------------------- source + build tools
 FROM ${PYTHON_IMAGE} AS source
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# Metadata first: the dependency layers below are cached until pyproject.toml changes.
+# Only what `pip install .` needs (README.md: the package's readme); .dockerignore keeps the
+# rest of the context (venv, caches, cluster state, Go binaries) out.
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY trainer_image/ trainer_image/
@@ -20,7 +23,8 @@ COPY trainer_image/ trainer_image/
 FROM source AS operator-build
 RUN python -m venv /opt/tftj \
  && /opt/tftj/bin/pip install --upgrade pip \
- && /opt/tftj/bin/pip install '.[operator]'
+ && /opt/tftj/bin/pip install '.[operator]' \
+ && /opt/tftj/bin/tftj operator --help >/dev/null
 
 FROM ${PYTHON_IMAGE} AS operator
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/tftj/bin:$PATH
@@ -36,7 +40,9 @@ CMD ["--all-namespaces"]
 FROM source AS trainer-build
 RUN python -m venv /opt/tftj \
  && /opt/tftj/bin/pip install --upgrade pip \
- && /opt/tftj/bin/pip install '.[trainer]'
+ && /opt/tftj/bin/pip install '.[trainer]' \
+ && /opt/tftj/bin/python -c "import tftj_trainer, tftj.api, tensorflow, tf_keras" \
+ && /opt/tftj/bin/python -m tftj_trainer --help >/dev/null
 
 FROM ${PYTHON_IMAGE} AS trainer
 # TF_USE_LEGACY_KERAS: the trainer uses tf_keras (Keras 3 breaks MultiWorkerMirroredStrategy).
@@ -44,9 +50,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/tftj/bin:$PATH \
     TF_USE_LEGACY_KERAS=1 HOME=/home/tftj
 RUN useradd --uid 1000 --user-group --create-home --home-dir /home/tftj --shell /usr/sbin/nologin tftj
 COPY --from=trainer-build /opt/tftj /opt/tftj
+# The working directory is what relative data.path values resolve against in a cluster:
+# examples/digits-mlp.yaml reads data/digits.csv from here. Root-owned, read-only to the trainer.
 WORKDIR /home/tftj
+COPY examples/data/ /home/tftj/data/
 USER 1000:1000
 # TF collective port, Prometheus metrics, TensorBoard (when this image serves it)
 EXPOSE 2222 9400 6006
-# The operator sets the command: python -m tftj_trainer --params /etc/tftj/params.yaml
-CMD ["python", "-m", "tftj_trainer", "--help"]
+# The operator's worker pods set the same command explicitly
+# (tftj.operator.children.TRAINER_COMMAND); the TensorBoard pod overrides it with `tensorboard`.
+ENTRYPOINT ["python", "-m", "tftj_trainer"]
+CMD ["--params", "/etc/tftj/params.yaml"]
