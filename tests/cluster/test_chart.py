@@ -16,6 +16,7 @@ import pytest
 import yaml
 from clusterkit import Kubectl
 from cryptography import x509
+from localcluster import child_env
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "tftj"
@@ -46,7 +47,9 @@ def helm_binary() -> Path:
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(helm_binary()), *args], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(helm_binary()), *args], capture_output=True, text=True, timeout=120, env=child_env()
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"`helm {' '.join(args)}` exited {proc.returncode}:\n{proc.stderr}")
     return proc
@@ -370,3 +373,36 @@ def test_webhook_is_limited_to_watched_namespaces(
     assert sorted(b["metadata"]["namespace"] for b in by_kind(docs)["RoleBinding"]) == sorted(
         [restricted, "default"]
     )
+
+
+# ------------------------------------------------------------------------- install and upgrade
+
+
+def test_install_then_upgrade_keeps_the_webhook_certificate(admin: Kubectl, namespace: str) -> None:
+    """A real `helm install` / `helm upgrade` (the chart's `lookup` sees the cluster): the
+    generated CA survives an upgrade, so the apiserver's caBundle keeps matching the mounted
+    certificate. The webhook is limited to this test's namespace (nobody else's TFTrainingJobs
+    wait for an operator that is not running), and the release is uninstalled afterwards."""
+    release = f"chart-{namespace[-6:]}"
+    common = ["-n", namespace, f"--kubeconfig={admin.kubeconfig}", "--wait=false"]
+    values = ["--set-json", f'watchNamespaces=["{namespace}"]']
+    try:
+        helm("install", release, str(CHART), *common, *values)
+        secret_name = f"{release}-operator-webhook-cert"
+        first = admin.with_namespace(namespace).get("secret", secret_name)["data"]
+        vwc = admin.get("validatingwebhookconfiguration", f"{release}-operator")
+        assert vwc["webhooks"][0]["clientConfig"]["caBundle"] == first["ca.crt"]
+
+        helm("upgrade", release, str(CHART), *common, *values, "--set", "operator.workers=2")
+        upgraded = admin.with_namespace(namespace).get("deployment", f"{release}-operator")
+        assert "--workers=2" in upgraded["spec"]["template"]["spec"]["containers"][0]["args"]
+        second = admin.with_namespace(namespace).get("secret", secret_name)["data"]
+        assert second == first, "helm upgrade rotated the webhook certificate"
+        vwc = admin.get("validatingwebhookconfiguration", f"{release}-operator")
+        assert vwc["webhooks"][0]["clientConfig"]["caBundle"] == first["ca.crt"]
+
+        helm("uninstall", release, *common[:3])
+        left = admin("get", "validatingwebhookconfiguration,clusterrole", "-o", "name")
+        assert f"{release}-operator" not in left.stdout, "uninstall left cluster-scoped objects"
+    finally:
+        helm("uninstall", release, *common[:3], check=False)
