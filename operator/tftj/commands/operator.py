@@ -85,7 +85,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--verbose", "-v", action="store_true")
     p.add_argument(
-        "--workers", type=int, default=int(_env("WORKERS", "4")), help="jobs reconciled in parallel"
+        "--workers",
+        type=int,
+        default=int(_env("WORKERS", "16")),
+        help="jobs reconciled in parallel (each mostly waits on the apiserver)",
     )
     p.add_argument(
         "--resync-seconds",

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import kopf
@@ -30,6 +30,7 @@ from urllib3.exceptions import HTTPError
 from tftj.api import GROUP, PLURAL, VERSION
 from tftj.operator import metrics
 from tftj.operator.admission import review
+from tftj.operator.cache import JOBS, PODS, Cache, Obj
 from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE
 from tftj.operator.kube import Conflict, Gone, Kube
 from tftj.operator.reconcile import Timing, reconcile
@@ -59,7 +60,11 @@ class Controller:
     # key -> (uid, generation, when) the long-lived children were last seen in place
     children_seen: dict[Key, tuple[str, int | None, float]] = field(default_factory=dict)
     # key -> resourceVersion of our own last status write: its watch event is no news
-    written: dict[Key, str] = field(default_factory=dict)
+    written: dict[Key, str | None] = field(default_factory=dict)
+    # the latest body of every TFTrainingJob, worker Job and worker pod, from the watches
+    cache: Cache = field(default_factory=Cache)
+    # jobs whose cached body proved stale (a status write conflicted): read from the apiserver
+    reread: set[Key] = field(default_factory=set)
     # (kind, namespace, name) of a worker Job or pod -> its last signal (status.*_signal)
     signals: dict[tuple[str, str, str], tuple[Any, ...]] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -72,7 +77,10 @@ class Controller:
         namespace, name = key
         started = time.perf_counter()
         try:
-            job = self.kube.get_job(namespace, name)
+            job = None if key in self.reread else self.cache.job(key)
+            if job is None:
+                # Not seen yet (the watch is still listing) or our copy proved stale.
+                job = self.kube.get_job(namespace, name)
             if job["metadata"].get("deletionTimestamp"):
                 return None  # the garbage collector takes it from here
             phase = (job.get("status") or {}).get("phase")
@@ -84,14 +92,31 @@ class Controller:
                 or seen[:2] != identity
                 or (time.monotonic() - seen[2] > CHILDREN_RECHECK_SECONDS)
             )
+            # Worker Jobs and pods come from the watch-fed cache, except when the long-lived
+            # children are re-read anyway: then the apiserver's listing also clears the cache
+            # of anything whose DELETED event was lost.
+            listed = look and bool(job.get("status"))
+            workers = self._list_workers(key) if listed else self._cached_workers(key)
             observed = self.kube.observe(
-                job, scrape=self.progress and phase == "Running", children=look
+                job,
+                scrape=self.progress and phase == "Running",
+                children=look,
+                workers=workers,
             )
             plan = reconcile(observed, self.timing)
+            if not listed and job.get("status") and any(c["kind"] == "Job" for c in plan.creates):
+                # Creating a worker Job rests on absences (no current Job, no leftover pods):
+                # decide that on the apiserver's word, never on a cache that may lag.
+                jobs, pods = self._list_workers(key)
+                observed = replace(observed, attempt_jobs=jobs, pods=pods)
+                plan = reconcile(observed, self.timing)
             written = self.kube.apply_plan(job, plan)
+            self.reread.discard(key)
             if written is not None:
-                self.written[key] = written
-            if look and not any(c["kind"] != "Job" for c in plan.creates) and not plan.patches:
+                self.written[key] = (written.get("metadata") or {}).get("resourceVersion")
+                self.cache.refresh_job(written)
+            if look and not plan.patches:
+                # Everything wanted is in place: seen, or created just now (or found existing).
                 self.children_seen[key] = (*identity, time.monotonic())
         finally:
             elapsed = time.perf_counter() - started
@@ -128,6 +153,7 @@ class Controller:
             except Conflict:
                 # Someone (or our previous reconcile) changed the job: read it again.
                 metrics.RECONCILES.labels("conflict").inc()
+                self.reread.add(key)
                 delay = 0.05
             except ApiException as exc:
                 delay = self._backoff(key, "api", _api_error(exc))
@@ -140,6 +166,15 @@ class Controller:
                 self.queue.done(key)
             if delay is not None:
                 self.queue.add_after(key, delay)
+
+    def _list_workers(self, key: Key) -> tuple[list[Obj], list[Obj]]:
+        (jobs, jobs_rv), (pods, pods_rv) = self.kube.list_workers(*key)
+        self.cache.prune(JOBS, key, jobs, jobs_rv)
+        self.cache.prune(PODS, key, pods, pods_rv)
+        return jobs, pods
+
+    def _cached_workers(self, key: Key) -> tuple[list[Obj], list[Obj]]:
+        return self.cache.owned(JOBS, key), self.cache.owned(PODS, key)
 
     def _backoff(self, key: Key, kind: str, reason: str) -> float:
         metrics.RECONCILES.labels("error").inc()
@@ -161,6 +196,8 @@ class Controller:
         self.failures.pop(key, None)
         self.children_seen.pop(key, None)
         self.written.pop(key, None)
+        self.reread.discard(key)
+        self.cache.forget_job(key)
 
 
 def _api_error(exc: ApiException) -> str:
@@ -229,12 +266,15 @@ def build_registry(controller: Controller, *, webhook: bool) -> kopf.OperatorReg
         name: str,
         meta: Mapping[str, Any],
         status: Mapping[str, Any],
+        body: Mapping[str, Any],
         **_: Any,
     ) -> None:
         key = (namespace or "", name)
         if type == "DELETED":
             controller.forget(key)
-        elif meta.get("resourceVersion") != controller.written.get(key):
+            return
+        controller.cache.put_job(dict(body))
+        if meta.get("resourceVersion") != controller.written.get(key):
             controller.enqueue(namespace, name, urgent=not status)
 
     def child_event(
@@ -244,14 +284,20 @@ def build_registry(controller: Controller, *, webhook: bool) -> kopf.OperatorReg
         # pods emit many updates that cannot change a reconcile's outcome.
         namespace, name = kw.get("namespace"), kw["name"]
         key = (kind, namespace or "", name)
+        parent = kw["labels"].get(LABEL_JOB_NAME)
+        owner = (namespace or "", parent or "")
         if kw["type"] == "DELETED":
             controller.signals.pop(key, None)
+            controller.cache.delete(kind, owner, name)
         else:
-            signal = signal_of(dict(kw["body"]))
+            body = dict(kw["body"])
+            # Always keep the latest body (the chief's IP, say), even when it wakes no one.
+            controller.cache.put(kind, owner, body)
+            signal = signal_of(body)
             if controller.signals.get(key) == signal:
                 return
             controller.signals[key] = signal
-        controller.enqueue(namespace, kw["labels"].get(LABEL_JOB_NAME))
+        controller.enqueue(namespace, parent)
 
     def worker_job_event(**kwargs: Any) -> None:
         child_event("Job", job_signal, kwargs)

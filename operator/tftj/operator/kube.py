@@ -31,6 +31,8 @@ log = logging.getLogger("tftj.operator")
 MERGE_PATCH = "application/merge-patch+json"
 COMPONENT = "tftj-operator"
 
+Listing = tuple[list[Obj], str | None]  # items, the list's resourceVersion
+
 
 class Gone(Exception):
     """The TFTrainingJob no longer exists."""
@@ -94,7 +96,37 @@ class Kube:
         found = _ignore(404, lambda: readers[kind](name, namespace))
         return None if found is None else self._plain(found)
 
-    def observe(self, job: Obj, *, scrape: bool, children: bool = True) -> Observed:
+    def list_workers(self, namespace: str, name: str) -> tuple[Listing, Listing]:
+        """Every worker Job and worker pod labelled with the job's name, straight from the
+        apiserver, each with the listing's resourceVersion (see cache.Cache.prune)."""
+        jobs = self.batch.list_namespaced_job(
+            namespace, label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ATTEMPT}"
+        )
+        pods = self.core.list_namespaced_pod(
+            namespace, label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ROLE}=worker"
+        )
+        return (
+            (
+                [self._plain(j) for j in jobs.items],
+                getattr(jobs.metadata, "resource_version", None),
+            ),
+            (
+                [self._plain(p) for p in pods.items],
+                getattr(pods.metadata, "resource_version", None),
+            ),
+        )
+
+    def observe(
+        self,
+        job: Obj,
+        *,
+        scrape: bool,
+        children: bool = True,
+        workers: tuple[list[Obj], list[Obj]] | None = None,
+    ) -> Observed:
+        """What `job` owns now. `workers` (worker Jobs, worker pods) come from the caller's
+        cache when given, else from the apiserver; `children=False` skips reading the
+        long-lived children (Observed.children is None)."""
         meta = job["metadata"]
         name, namespace = meta["name"], meta["namespace"]
         if not job.get("status"):
@@ -121,14 +153,10 @@ class Kube:
                 found = self._get_child(kind, namespace, child)
                 if found is not None:
                     found_children[(kind, child)] = found
-        jobs = self.batch.list_namespaced_job(
-            namespace, label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ATTEMPT}"
-        )
-        pods = self.core.list_namespaced_pod(
-            namespace, label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ROLE}=worker"
-        )
-        job_items = [self._plain(j) for j in jobs.items]
-        pod_items = [self._plain(p) for p in pods.items]
+        if workers is None:
+            (job_items, _), (pod_items, _) = self.list_workers(namespace, name)
+        else:
+            job_items, pod_items = workers
         current = (job.get("status") or {}).get("attempt", 0)
         progress = None
         if scrape and not terminal:
@@ -173,9 +201,10 @@ class Kube:
 
     # ------------------------------------------------------------------ writing
 
-    def apply_plan(self, job: Obj, plan: Plan) -> str | None:
-        """Apply `plan`; return the resourceVersion the status write produced (if any)."""
-        written: str | None = None
+    def apply_plan(self, job: Obj, plan: Plan) -> Obj | None:
+        """Apply `plan`; return the job as the status write left it (None: no status write).
+        Returning at all means every creation, deletion and patch went through."""
+        written: Obj | None = None
         meta = job["metadata"]
         name, namespace = meta["name"], meta["namespace"]
         if plan.status is not None:
@@ -189,7 +218,7 @@ class Kube:
                 result: Any = self.custom.patch_namespaced_custom_object_status(
                     GROUP, VERSION, namespace, PLURAL, name, body
                 )
-                written = (result.get("metadata") or {}).get("resourceVersion")
+                written = result if isinstance(result, dict) else None
             except ApiException as exc:
                 if exc.status == 409:
                     raise Conflict(f"{namespace}/{name}") from exc
