@@ -259,8 +259,11 @@ def build_registry(controller: Controller, *, webhook: bool) -> kopf.OperatorReg
         if controller.executor is not None:
             controller.executor.shutdown(wait=False, cancel_futures=True)
 
+    # The event handlers are coroutines, run on the event loop: the work queue is an asyncio
+    # one (not thread-safe), and kopf would run plain functions in its small thread pool, where
+    # hundreds of pod events queue in front of the admission webhook's validations.
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def job_event(
+    async def job_event(
         type: str,
         namespace: str | None,
         name: str,
@@ -299,10 +302,10 @@ def build_registry(controller: Controller, *, webhook: bool) -> kopf.OperatorReg
             controller.signals[key] = signal
         controller.enqueue(namespace, parent)
 
-    def worker_job_event(**kwargs: Any) -> None:
+    async def worker_job_event(**kwargs: Any) -> None:
         child_event("Job", job_signal, kwargs)
 
-    def worker_pod_event(**kwargs: Any) -> None:
+    async def worker_pod_event(**kwargs: Any) -> None:
         child_event("Pod", pod_signal, kwargs)
 
     kopf.on.event(
