@@ -44,6 +44,8 @@ MAX_BACKOFF_SECONDS = 60.0
 # (unless the job's spec changes): it saves most of a reconcile's reads at scale, and drift
 # by a third party is still repaired within this time.
 CHILDREN_RECHECK_SECONDS = 60.0
+# How long a worker Job's or pod's change may wait for its siblings' (see enqueue_soon).
+CHILD_EVENT_DELAY = 1.0
 
 Key = tuple[str, str]
 
@@ -189,6 +191,13 @@ class Controller:
             self.queue.add((namespace, name), urgent)
             metrics.QUEUE_DEPTH.set(len(self.queue))
 
+    def enqueue_soon(self, namespace: str | None, name: str | None) -> None:
+        """Reconcile within CHILD_EVENT_DELAY: the events of one job's workers, which come in
+        bursts (four pods scheduled, started, ready), then cost one status write, not one
+        each: at scale those writes load the apiserver that is also starting the pods."""
+        if self.queue is not None and namespace and name:
+            self.queue.add_after((namespace, name), CHILD_EVENT_DELAY)
+
     def forget(self, key: Key) -> None:
         if self.queue is not None:
             self.queue.forget(key)
@@ -300,7 +309,7 @@ def build_registry(controller: Controller, *, webhook: bool) -> kopf.OperatorReg
             if controller.signals.get(key) == signal:
                 return
             controller.signals[key] = signal
-        controller.enqueue(namespace, parent)
+        controller.enqueue_soon(namespace, parent)
 
     async def worker_job_event(**kwargs: Any) -> None:
         child_event("Job", job_signal, kwargs)
