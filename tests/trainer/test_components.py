@@ -156,3 +156,48 @@ def test_resume_continues_the_optimizer_where_the_checkpoint_left_it(tmp_path: P
         seen.append((spy.epoch, spy.iterations))
     steps = params_for({}).derived.steps_per_epoch
     assert seen == [(0, 0), (2, 2 * steps)]
+
+
+@pytest.mark.parametrize(("per_execution", "batches", "reports"), [
+    (1, [0, 1, 2, 3, 4, 5], [1, 4, 8, 12]),
+    (3, [2, 5], [3, 6, 9, 12]),
+])
+def test_the_per_step_hook_runs_once_per_execution_and_other_batch_hooks_still_run(
+        per_execution: int, batches: list[int], reports: list[int]) -> None:
+    import tensorflow as tf
+    import tf_keras as keras
+    from tftj_trainer.callbacks import Reporting, TrainerCallbacks
+    from tftj_trainer.metrics import TrainerMetrics
+
+    class Recorder(keras.callbacks.Callback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches: list[int] = []
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.batches.append(batch)
+
+    class Recorded(Reporting):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.reported: list[int] = []
+
+        def _report(self, step: int, now: float, logs: Any) -> None:
+            self.reported.append(step)
+            super()._report(step, now, logs)
+
+    metrics = TrainerMetrics("parts", 0)
+    reporting = Recorded(metrics=metrics, summaries=None, names=["loss"], frequency=4,
+                         steps_per_epoch=6, epochs=2, global_batch=2, schedule=lambda step: 0.1)
+    recorder = Recorder()
+    model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", steps_per_execution=per_execution)
+    data = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((8, 2), np.float32), np.zeros((8, 1), np.float32))).repeat().batch(2)
+    callbacks = TrainerCallbacks([reporting, recorder], per_step=reporting, model=model,
+                                 epochs=2, steps=6)
+    history = model.fit(data, epochs=2, steps_per_epoch=6, callbacks=callbacks, verbose=0)
+    assert recorder.batches == batches * 2
+    assert reporting.reported == reports
+    assert sum(metrics.step_duration.counts) == len(batches) * 2  # one duration per execution
+    assert len(history.history["loss"]) == 2

@@ -2,7 +2,8 @@
 
 fit() hands callbacks its logs as tensors; reading them forces a device sync, so they are read
 only every logging.frequency steps and at epoch ends (`_supports_tf_logs`), which keeps the
-trainer's overhead over a bare fit() small (see bench/trainer_bench.py).
+trainer's overhead over a bare fit() small (see bench/trainer_bench.py). The one per-step hook
+(Reporting's) is called directly by `TrainerCallbacks`, not through tf_keras' generic dispatch.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
+from time import perf_counter
 from typing import Any
 
 import tf_keras as keras
@@ -46,11 +48,14 @@ class Reporting(keras.callbacks.Callback):  # type: ignore[misc]  # tf_keras is 
         self.steps_per_epoch = steps_per_epoch
         self.epochs = epochs
         self.global_batch = global_batch
+        self._observe_step = metrics.step_duration.observe
         self._epoch = 0
         self._step_started = 0.0
         self._window_started = 0.0
         self._window_step = 0
         self._last_report = -1
+        self._next_report = 0  # global step; 0: the first step of a run is reported
+        self._report_batch = -1  # the same, as a batch index of the current epoch
 
     def _learning_rate(self, step: int) -> float:
         # From the schedule itself: the optimizer's own view is a (mirrored) variable that is
@@ -59,25 +64,28 @@ class Reporting(keras.callbacks.Callback):  # type: ignore[misc]  # tf_keras is 
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         self._epoch = epoch
+        self._report_batch = self._next_report - epoch * self.steps_per_epoch - 1
         self._step_started = time.perf_counter()
         if self._window_started == 0.0:  # first epoch of this run (may be a resumed one)
             self._window_started = time.perf_counter()
             self._window_step = epoch * self.steps_per_epoch
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        # Runs on every step: a clock read, a histogram bucket and one comparison.
         # A step's duration is the time since the previous step ended (or the epoch began):
         # what a step really costs, input and hooks included, and one hook per step fewer.
-        now = time.perf_counter()
-        self.prom.observe_step(now - self._step_started)
+        now = perf_counter()
+        self._observe_step(now - self._step_started)
         self._step_started = now
-        step = self._epoch * self.steps_per_epoch + batch + 1
-        # With stepsPerExecution > 1 this runs every k steps: report once a multiple is passed.
-        # The first step of a run is reported too, so progress shows up without waiting.
-        if self._last_report < 0 or step // self.frequency > self._last_report // self.frequency:
-            self._report(step, now, logs or {})
+        # `batch` is the last batch run (every k-th with stepsPerExecution k): report once a
+        # multiple of logging.frequency is reached or passed, and on a run's first step.
+        if batch >= self._report_batch:
+            self._report(self._epoch * self.steps_per_epoch + batch + 1, now, logs or {})
 
     def _report(self, step: int, now: float, logs: Mapping[str, Any]) -> None:
         self._last_report = step
+        self._next_report = (step // self.frequency + 1) * self.frequency
+        self._report_batch = self._next_report - self._epoch * self.steps_per_epoch - 1
         elapsed = now - self._window_started
         rate = (step - self._window_step) * self.global_batch / elapsed if elapsed > 0 else None
         remaining = self.epochs * self.steps_per_epoch - step
@@ -149,3 +157,41 @@ class StopOnSignal(keras.callbacks.Callback):  # type: ignore[misc]  # tf_keras 
     def on_train_begin(self, logs: Any = None) -> None:
         if self.received is not None:  # arrived while preparing
             self.model.stop_training = True
+
+
+class TrainerCallbacks(keras.callbacks.CallbackList):  # type: ignore[misc]  # tf_keras is untyped
+    """fit()'s callback list (passed as `callbacks=`), calling `per_step` on every step directly.
+
+    As soon as one callback implements a batch hook, tf_keras' CallbackList sends every batch
+    begin and end through several Python layers to every callback (timing them for its
+    slow-callback warning), measurably slower than the step of a small model. Here the trainer's
+    one per-step hook is called directly and left out of that dispatch; the generic path still
+    runs, as before, for any other callback that implements batch hooks (none of the trainer's).
+    """
+
+    def __init__(self, callbacks: Sequence[keras.callbacks.Callback], *,
+                 per_step: keras.callbacks.Callback, model: keras.Model, epochs: int,
+                 steps: int) -> None:
+        super().__init__(list(callbacks), add_history=True, add_progbar=False, model=model,
+                         verbose=0, epochs=epochs, steps=steps)
+        self._per_step_end = per_step.on_train_batch_end
+        self._generic = [cb for cb in self.callbacks if cb is not per_step]
+        self._should_call_train_batch_hooks = any(
+            cb._implements_train_batch_hooks() for cb in self._generic
+        )
+
+    def _call_batch_hook_helper(self, hook_name: str, batch: int, logs: Any) -> None:
+        # tf_keras' own helper (timing included, for its slow-callback warning), minus per_step.
+        started = time.time() if self._check_timing else 0.0
+        logs = self._process_logs(logs, is_batch_hook=True)
+        for callback in self._generic:
+            getattr(callback, hook_name)(batch, logs)
+        if self._check_timing:
+            self._hook_times.setdefault(hook_name, []).append(time.time() - started)
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self._per_step_end(batch, logs)
+        if self._should_call_train_batch_hooks:
+            self._call_batch_hook("train", "end", batch, logs=logs)
+
+    on_batch_end = on_train_batch_end

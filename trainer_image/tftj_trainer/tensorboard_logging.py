@@ -10,14 +10,16 @@ Layout (what TensorBoard shows as runs):  <logs>/                hparams_config 
 from __future__ import annotations
 
 import json
-import queue
-import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
+from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import api as hp
+from tensorboard.plugins.scalar.summary_v2 import scalar_pb
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tftj.api.resolve import ResolvedParameters
 
 HPARAM_SECTIONS = ("training", "model", "data")
@@ -55,21 +57,18 @@ def run_name(params: ResolvedParameters) -> str:
 class SummaryLogger:
     """Writes the chief's summaries. Only the chief constructs one.
 
-    Writing a scalar costs a few milliseconds of eager TensorFlow ops; a writer thread does it,
-    so the training loop only hands over floats (the loop's C++ steps run meanwhile).
+    Scalars are written as the same events `tf.summary.scalar` writes (a float32 tensor with the
+    scalars plugin's metadata, read back as `tensors` by EventAccumulator), but built as protos
+    by tensorboard's own writer: ~0.1 ms of CPU per report instead of ~1.5 ms of eager
+    TensorFlow ops. The writer's thread does the file I/O, so the loop only hands over events.
     """
 
     def __init__(self, logdir: Path, params: ResolvedParameters,
                  metric_names: Sequence[str]) -> None:
         self.run_dir = logdir / run_name(params)
-        self.train = tf.summary.create_file_writer(str(self.run_dir / "train"))
-        self.validation = tf.summary.create_file_writer(str(self.run_dir / "validation"))
         self._write_hparams(logdir, params, metric_names)
-        self._queue: queue.SimpleQueue[tuple[Any, int, dict[str, float], bool] | None] = (
-            queue.SimpleQueue()
-        )
-        self._thread = threading.Thread(target=self._drain, name="tftj-summaries", daemon=True)
-        self._thread.start()
+        self.train = EventFileWriter(str(self.run_dir / "train"))
+        self.validation = EventFileWriter(str(self.run_dir / "validation"))
 
     def _write_hparams(self, logdir: Path, params: ResolvedParameters,
                        names: Sequence[str]) -> None:
@@ -84,30 +83,29 @@ class SummaryLogger:
         with tf.summary.create_file_writer(str(self.run_dir)).as_default():
             hp.hparams(values, trial_id=run_name(params))
 
-    def _drain(self) -> None:
-        while (item := self._queue.get()) is not None:
-            writer, step, values, flush = item
-            with writer.as_default(step=step):
-                for name, value in values.items():
-                    tf.summary.scalar(name, value)
-            if flush:
-                writer.flush()
+    @staticmethod
+    def _write(writer: EventFileWriter, step: int, values: Mapping[str, float]) -> None:
+        if not values:
+            return
+        summary = summary_pb2.Summary(
+            value=[v for name, value in values.items() for v in scalar_pb(name, value).value]
+        )
+        writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
 
     def steps(self, step: int, values: Mapping[str, float]) -> None:
         """batch_<name> values (running epoch means), learning_rate, examples_per_second."""
-        tagged = {n if n in PLAIN_TAGS else f"batch_{n}": v for n, v in values.items()}
-        self._queue.put((self.train, step, tagged, False))
+        self._write(self.train,
+                    step, {n if n in PLAIN_TAGS else f"batch_{n}": v for n, v in values.items()})
 
     def epoch(self, epoch: int, train: Mapping[str, float],
               validation: Mapping[str, float]) -> None:
         for writer, values in ((self.train, train), (self.validation, validation)):
-            tagged = {n if n in PLAIN_TAGS else f"epoch_{n}": v for n, v in values.items()}
-            self._queue.put((writer, epoch, tagged, True))
+            self._write(writer, epoch,
+                        {n if n in PLAIN_TAGS else f"epoch_{n}": v for n, v in values.items()})
+            writer.flush()
 
     def close(self) -> None:
         """Write what is queued, then close the files."""
-        self._queue.put(None)
-        self._thread.join()
         self.train.close()
         self.validation.close()
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 import tf_keras as keras
 from tftj.api.resolve import ResolvedParameters
 
-from tftj_trainer.callbacks import Checkpointing, Reporting, StopOnSignal
+from tftj_trainer.callbacks import Checkpointing, Reporting, StopOnSignal, TrainerCallbacks
 from tftj_trainer.checkpointing import Checkpoints, export_model
 from tftj_trainer.cluster import Cluster
 from tftj_trainer.config import StoragePaths
@@ -158,8 +158,10 @@ def train(params: ResolvedParameters, paths: StoragePaths, cluster: Cluster, str
         )
         if cluster.is_chief:
             summaries = SummaryLogger(paths.logs, params, training.metrics or ["loss"])
-        callbacks = [*make_callbacks(params, p, metrics, summaries, checkpoints, stop),
-                     *extra_callbacks]
+        own = make_callbacks(params, p, metrics, summaries, checkpoints, stop)
+        reporting = next(c for c in own if isinstance(c, Reporting))
+        callbacks = TrainerCallbacks([*own, *extra_callbacks], per_step=reporting, model=p.model,
+                                     epochs=training.epochs, steps=p.steps.steps_per_epoch)
         if start_epoch < training.epochs:
             p.model.fit(
                 p.train_data,
