@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import sys
 import tempfile
@@ -40,10 +39,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "testbin"))
 
+from benchdoc import DOC as BENCH_DOC  # noqa: E402
+from benchdoc import write_section  # noqa: E402
 from clusterkit import HOLD_LABEL, Kubectl, job_manifest, wait_for  # noqa: E402
 from localcluster import COMPONENTS, DEFAULT_BIN_DIR, LocalCluster  # noqa: E402
 
-BENCH_DOC = REPO / "docs" / "benchmarks.md"
 SECTION = "## Local control plane"
 #: A from-scratch build (empty GOMODCACHE, GOCACHE and testbin cache, fresh copy of
 #: testbin/) cannot be repeated on every benchmark run; this records the last one.
@@ -218,18 +218,6 @@ Floor: controller-manager and scheduler clients are limited to {CLIENT_QPS} requ
 """
 
 
-def write_section(text: str) -> None:
-    """Replace (or add) the "Local control plane" section of docs/benchmarks.md."""
-    BENCH_DOC.parent.mkdir(parents=True, exist_ok=True)
-    current = BENCH_DOC.read_text() if BENCH_DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text.rstrip() + "\n\n", current, count=1)
-    else:
-        updated = current.rstrip() + "\n\n" + text
-    BENCH_DOC.write_text(updated.rstrip() + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=250)
@@ -251,7 +239,7 @@ def main() -> int:
     text = render(results, args.jobs, args.pods_per_job)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"updated {BENCH_DOC}")
     return 0
 

@@ -41,6 +41,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "testbin"), str(REPO / "operator")]
 
+from benchdoc import write_section  # noqa: E402
 from devoperator import WEBHOOK_PATH, Admin, OperatorProcess, install, training_job  # noqa: E402
 from localcluster import LocalCluster  # noqa: E402
 
@@ -365,20 +366,6 @@ def dry_run_latencies(admin: Admin, namespace: str, concurrency: int, total: int
         return list(pool.map(one, range(total)))
 
 
-def write_section(text: str) -> Path:
-    path = REPO / "docs" / "benchmarks.md"
-    path.parent.mkdir(exist_ok=True)
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = doc.find("\n## Operator")
-    if start == -1:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = doc.find("\n## ", start + 1)
-        doc = doc[: start + 1] + text + (doc[end:] if end != -1 else "")
-    path.write_text(doc if doc.endswith("\n") else doc + "\n")
-    return path
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200)
@@ -515,7 +502,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        print(f"written to {write_section(text)}")
+        print(f"written to {write_section('## Operator', text)}")
     return 0
 
 

@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -36,9 +35,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import yaml
+from benchdoc import DOC, write_section
 
 REPO = Path(__file__).resolve().parents[1]
-DOC = REPO / "docs" / "benchmarks.md"
 SECTION = "## Trainer"
 TFTJ = Path(sys.executable).with_name("tftj")
 
@@ -257,17 +256,6 @@ def first_step_seconds(workers: int) -> float:
             run.wait(timeout=60)
 
 
-def write_section(body: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9, help="alternating rounds")
@@ -356,7 +344,7 @@ process start, TensorFlow import, data, model build and the first traced step; b
 """
     print(body)
     if not args.no_write:
-        write_section(body)
+        write_section(SECTION, body)
         print(f"wrote {SECTION!r} in {DOC}")
 
 

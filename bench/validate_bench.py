@@ -21,7 +21,6 @@ import datetime as dt
 import os
 import platform
 import random
-import re
 import resource
 import subprocess
 import sys
@@ -31,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from benchdoc import DOC, write_section
 
 REPO = Path(__file__).resolve().parents[1]
-DOC = REPO / "docs" / "benchmarks.md"
 SECTION = "## tftj validate"
 TFTJ = Path(sys.executable).with_name("tftj")
 
@@ -114,17 +113,6 @@ def run_in_process(path: Path) -> None:
             raise SystemExit("tftj validate failed (run it on the files to see why)")
 
 
-def write_section(body: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
@@ -192,7 +180,7 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
-        write_section(body)
+        write_section(SECTION, body)
         print(f"\nwrote {DOC.relative_to(REPO)} ({SECTION})")
 
 
