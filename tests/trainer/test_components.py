@@ -201,3 +201,21 @@ def test_the_per_step_hook_runs_once_per_execution_and_other_batch_hooks_still_r
     assert reporting.reported == reports
     assert sum(metrics.step_duration.counts) == len(batches) * 2  # one duration per execution
     assert len(history.history["loss"]) == 2
+
+
+def test_strategy_plan_uses_nccl_between_gpus_ring_on_cpu_and_mirrors_local_gpus() -> None:
+    """The GPU paths cannot run here; their choice is pure and checked on CPU."""
+    from tftj_trainer.cluster import strategy_plan
+
+    assert strategy_plan(distributed=True, local_gpus=8) == ("multi-worker", "NCCL")
+    assert strategy_plan(distributed=True, local_gpus=0) == ("multi-worker", "RING")
+    assert strategy_plan(distributed=False, local_gpus=4) == ("mirrored", None)
+    assert strategy_plan(distributed=False, local_gpus=1) == ("default", None)
+    assert strategy_plan(distributed=False, local_gpus=0) == ("default", None)
+
+
+def test_collective_names_exist_in_tensorflow() -> None:
+    import tensorflow as tf
+
+    for name in ("NCCL", "RING"):
+        assert hasattr(tf.distribute.experimental.CommunicationImplementation, name)

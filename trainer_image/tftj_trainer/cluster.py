@@ -104,17 +104,37 @@ def install_tf_config(cluster: Cluster) -> None:
         os.environ.pop("TF_CONFIG", None)
 
 
+def strategy_plan(distributed: bool, local_gpus: int) -> tuple[str, str | None]:
+    """(strategy, collective implementation) for this worker; pure, so CPU tests can check it.
+
+    A group uses MultiWorkerMirroredStrategy with NCCL all-reduce when the worker has GPUs
+    (NCCL is the fast path between GPUs) and gRPC RING otherwise (NCCL needs GPUs). A lone
+    worker with several GPUs mirrors over them (MirroredStrategy; one replica per GPU, as
+    resolve() counts replicasInSync); with one GPU or none, the default strategy has no
+    distribution overhead at all.
+    """
+    if distributed:
+        return "multi-worker", "NCCL" if local_gpus > 0 else "RING"
+    if local_gpus > 1:
+        return "mirrored", None
+    return "default", None
+
+
 def make_strategy(cluster: Cluster) -> Any:
-    """MultiWorkerMirroredStrategy for a group, the default strategy for a single worker.
+    """The tf.distribute strategy of strategy_plan() for this worker.
 
     Must run before any other TensorFlow op: MWMS starts the collective gRPC server at creation.
     """
     import tensorflow as tf
 
     install_tf_config(cluster)
-    if not cluster.distributed:
-        return tf.distribute.get_strategy()
-    options = tf.distribute.experimental.CommunicationOptions(
-        implementation=tf.distribute.experimental.CommunicationImplementation.AUTO
+    kind, collective = strategy_plan(
+        cluster.distributed, len(tf.config.list_physical_devices("GPU"))
     )
+    if kind == "default":
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    implementation = getattr(tf.distribute.experimental.CommunicationImplementation, collective)
+    options = tf.distribute.experimental.CommunicationOptions(implementation=implementation)
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
