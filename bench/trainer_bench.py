@@ -43,8 +43,11 @@ TFTJ = Path(sys.executable).with_name("tftj")
 
 EXAMPLES, FEATURES, BATCH, EPOCHS, HIDDEN = 32768, 32, 64, 4, [128, 64]
 SPEC: dict[str, Any] = {
-    "data": {"format": "synthetic", "validationSplit": 0.0,
-             "synthetic": {"examples": EXAMPLES, "features": FEATURES}},
+    "data": {
+        "format": "synthetic",
+        "validationSplit": 0.0,
+        "synthetic": {"examples": EXAMPLES, "features": FEATURES},
+    },
     "training": {"epochs": EPOCHS, "batchSize": BATCH, "optimizer": "adam"},
     "model": {"hiddenUnits": HIDDEN},
     "workers": {"replicas": 1, "gpusPerWorker": 0},
@@ -108,11 +111,19 @@ def plain_fit(features: np.ndarray, labels: np.ndarray, steps: int) -> tuple[flo
     for units in HIDDEN:
         x = keras.layers.Dense(units, activation="relu")(x)
     model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
-    model.compile(optimizer=keras.optimizers.Adam(0.001),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    data = (tf.data.Dataset.from_tensor_slices((features, labels)).cache()
-            .shuffle(10_000, seed=42).repeat().batch(BATCH, drop_remainder=True)
-            .prefetch(tf.data.AUTOTUNE))
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.001),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    data = (
+        tf.data.Dataset.from_tensor_slices((features, labels))
+        .cache()
+        .shuffle(10_000, seed=42)
+        .repeat()
+        .batch(BATCH, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     timer = epoch_timer()
     model.fit(data, epochs=EPOCHS, steps_per_epoch=steps, callbacks=[timer], verbose=0)
     return rates(timer, steps)
@@ -127,8 +138,15 @@ def trainer_fit(storage: Path) -> tuple[tuple[float, float], int]:
 
     p = params()
     timer = epoch_timer()
-    train(p, storage_paths(p, str(storage)), Cluster((), 0), tf.distribute.get_strategy(),
-          TrainerMetrics("bench", 0), attempt=0, extra_callbacks=[timer])
+    train(
+        p,
+        storage_paths(p, str(storage)),
+        Cluster((), 0),
+        tf.distribute.get_strategy(),
+        TrainerMetrics("bench", 0),
+        attempt=0,
+        extra_callbacks=[timer],
+    )
     steps = p.derived.steps_per_epoch
     return rates(timer, steps), steps
 
@@ -152,15 +170,20 @@ def throughput(rounds: int) -> dict[str, Any]:
                 with tempfile.TemporaryDirectory() as tmp:
                     trainer_rates, steps = trainer_fit(Path(tmp))
                 trainer.append(trainer_rates)
-        print(f"round {i + 1}: plain fit {plain[-1][0]:,.0f} ex/s ({plain[-1][1]:,.0f} per CPU "
-              f"s), trainer {trainer[-1][0]:,.0f} ex/s ({trainer[-1][1]:,.0f} per CPU s)",
-              flush=True)
+        print(
+            f"round {i + 1}: plain fit {plain[-1][0]:,.0f} ex/s ({plain[-1][1]:,.0f} per CPU "
+            f"s), trainer {trainer[-1][0]:,.0f} ex/s ({trainer[-1][1]:,.0f} per CPU s)",
+            flush=True,
+        )
     paired = [t[0] / p[0] for t, p in zip(trainer, plain, strict=True)]
     paired_cpu = [t[1] / p[1] for t, p in zip(trainer, plain, strict=True)]
     return {
-        "paired": float(np.median(paired)), "paired_cpu": float(np.median(paired_cpu)),
-        "plain": max(r[0] for r in plain), "trainer": max(r[0] for r in trainer),
-        "plain_cpu": max(r[1] for r in plain), "trainer_cpu": max(r[1] for r in trainer),
+        "paired": float(np.median(paired)),
+        "paired_cpu": float(np.median(paired_cpu)),
+        "plain": max(r[0] for r in plain),
+        "trainer": max(r[0] for r in trainer),
+        "plain_cpu": max(r[1] for r in plain),
+        "trainer_cpu": max(r[1] for r in trainer),
         "plain_median": float(np.median([r[0] for r in plain])),
         "plain_cpu_median": float(np.median([r[1] for r in plain])),
         "steps": steps,
@@ -197,11 +220,23 @@ def component_costs() -> dict[str, float]:
     costs: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         summaries = SummaryLogger(Path(tmp) / "logs", p, ["loss", "accuracy"])
-        reporting = Reporting(metrics=TrainerMetrics("bench", 0), summaries=None,
-                              names=["loss", "accuracy"], frequency=100, steps_per_epoch=steps,
-                              epochs=EPOCHS, global_batch=BATCH, schedule=prepared.schedule)
-        hooks = TrainerCallbacks([reporting, epoch_timer()], per_step=reporting,
-                                 model=prepared.model, epochs=EPOCHS, steps=steps)
+        reporting = Reporting(
+            metrics=TrainerMetrics("bench", 0),
+            summaries=None,
+            names=["loss", "accuracy"],
+            frequency=100,
+            steps_per_epoch=steps,
+            epochs=EPOCHS,
+            global_batch=BATCH,
+            schedule=prepared.schedule,
+        )
+        hooks = TrainerCallbacks(
+            [reporting, epoch_timer()],
+            per_step=reporting,
+            model=prepared.model,
+            epochs=EPOCHS,
+            steps=steps,
+        )
         logs = {"loss": tf.constant(0.5), "accuracy": tf.constant(0.7)}
 
         def epoch_of_steps(_: int) -> None:  # fit()'s calls, Prometheus reports included
@@ -211,12 +246,17 @@ def component_costs() -> dict[str, float]:
                 hooks.on_train_batch_end(batch, logs)
 
         costs["step hooks"] = cpu_per_call(epoch_of_steps, 2) / steps
-        values = {"loss": 0.5, "accuracy": 0.7, "learning_rate": 0.001,
-                  "examples_per_second": 30000.0}
+        values = {
+            "loss": 0.5,
+            "accuracy": 0.7,
+            "learning_rate": 0.001,
+            "examples_per_second": 30000.0,
+        }
         costs["tensorboard report"] = cpu_per_call(lambda i: summaries.steps(i, values), 50)
         summaries.close()
-        checkpoints = Checkpoints(prepared.model, Path(tmp) / "ckpt", is_chief=True, worker=0,
-                                  max_to_keep=3)
+        checkpoints = Checkpoints(
+            prepared.model, Path(tmp) / "ckpt", is_chief=True, worker=0, max_to_keep=3
+        )
         checkpoints.save(1)
         costs["checkpoint save"] = cpu_per_call(lambda i: checkpoints.save(i + 2), 5, 3)
         checkpoints.close()
@@ -232,13 +272,23 @@ def first_step_seconds(workers: int) -> float:
         spec["workers"]["replicas"] = workers
         spec["training"]["epochs"] = 1000  # stopped as soon as the first step is seen
         manifest = Path(tmp) / "bench.yaml"
-        manifest.write_text(yaml.safe_dump({
-            "apiVersion": "tftj.dev/v1alpha1", "kind": "TFTrainingJob",
-            "metadata": {"name": "bench"}, "spec": spec}))
+        manifest.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "tftj.dev/v1alpha1",
+                    "kind": "TFTrainingJob",
+                    "metadata": {"name": "bench"},
+                    "spec": spec,
+                }
+            )
+        )
         workdir = Path(tmp) / "work"
         started = time.monotonic()
-        run = subprocess.Popen([str(TFTJ), "run", str(manifest), "--workdir", str(workdir)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run = subprocess.Popen(
+            [str(TFTJ), "run", str(manifest), "--workdir", str(workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = started + 180
             while time.monotonic() < deadline:
@@ -279,13 +329,17 @@ def main() -> None:
     share = {k: v / epoch_cpu for k, v in per_epoch.items()}
     gap = 1 - figures["paired_cpu"]
     if gap <= 0:
-        rest = (f"in the median round the trainer used {-gap:.1%} less CPU per example than the "
-                "baseline: within the spread between rounds")
+        rest = (
+            f"in the median round the trainer used {-gap:.1%} less CPU per example than the "
+            "baseline: within the spread between rounds"
+        )
     elif gap <= sum(share.values()):
         rest = f"the median round's difference in CPU time ({gap:.1%}) is no more than that"
     else:
-        rest = (f"the rest of the median round's difference in CPU time ({gap:.1%}) is not "
-                "attributed to a part by this bench")
+        rest = (
+            f"the rest of the median round's difference in CPU time ({gap:.1%}) is not "
+            "attributed to a part by this bench"
+        )
     met = "met" if figures["paired"] >= 0.95 and figures["paired_cpu"] >= 0.95 else "not met"
     first = {n: min(first_step_seconds(n) for _ in range(2)) for n in (1, 2)}
     import tensorflow as tf
@@ -296,15 +350,15 @@ cores, no GPU, Python {platform.python_version()}, TensorFlow {tf.__version__} (
 Command: `.venv/bin/python bench/trainer_bench.py` ({args.rounds} alternating rounds).
 
 Workload: synthetic classification, {EXAMPLES:,} examples x {FEATURES} features, MLP
-{HIDDEN} -> 10 (softmax), Adam, global batch {BATCH}, {figures['steps']:.0f} steps/epoch,
+{HIDDEN} -> 10 (softmax), Adam, global batch {BATCH}, {figures["steps"]:.0f} steps/epoch,
 {EPOCHS} epochs, one worker; throughput over epochs 2-{EPOCHS} (epoch 1 pays for tracing).
 
 | | examples/s (wall) | examples per CPU second |
 |---|---|---|
-| baseline: hand-written tf_keras `model.fit` (same model, data, batch) | {figures['plain']:,.0f} | {figures['plain_cpu']:,.0f} |
-| tftj trainer `train()` (reporting callback, Prometheus, TensorBoard every 100 steps, checkpoint every epoch) | {figures['trainer']:,.0f} | {figures['trainer_cpu']:,.0f} |
+| baseline: hand-written tf_keras `model.fit` (same model, data, batch) | {figures["plain"]:,.0f} | {figures["plain_cpu"]:,.0f} |
+| tftj trainer `train()` (reporting callback, Prometheus, TensorBoard every 100 steps, checkpoint every epoch) | {figures["trainer"]:,.0f} | {figures["trainer_cpu"]:,.0f} |
 | ratio of the best rounds | {ratio:.3f} | {cpu_ratio:.3f} |
-| **median of the per-round ratios trainer / baseline** (goal >= 0.95) | **{figures['paired']:.3f}** | **{figures['paired_cpu']:.3f}** |
+| **median of the per-round ratios trainer / baseline** (goal >= 0.95) | **{figures["paired"]:.3f}** | **{figures["paired_cpu"]:.3f}** |
 
 Goal {met} in this run; {BEFORE}.
 
@@ -314,14 +368,14 @@ back to back (alternating which goes first, each from a fresh tf_keras state) an
 is the median of those paired ratios; CPU time is less sensitive to contention than wall time.
 
 The trainer's own work, each part timed alone in CPU time (all threads) on the same model, and
-its share of one {figures['steps']:.0f}-step epoch of the baseline ({epoch_cpu * 1000:.0f} ms of CPU,
+its share of one {figures["steps"]:.0f}-step epoch of the baseline ({epoch_cpu * 1000:.0f} ms of CPU,
 {epoch_wall:.2f} s of wall time, median round):
 
 | part | CPU | per epoch | share |
 |---|---|---|---|
-| per-step hook (step histogram, report check, Prometheus reports; no generic tf_keras dispatch) | {costs['step hooks'] * 1e6:.1f} us/step | {per_epoch['step hooks'] * 1000:.1f} ms | {share['step hooks']:.1%} |
-| TensorBoard report (4 scalars as event protos; {reports} per epoch) | {costs['tensorboard report'] * 1000:.2f} ms | {per_epoch['tensorboard report'] * 1000:.1f} ms | {share['tensorboard report']:.1%} |
-| checkpoint save (model + Adam slots, CheckpointManager) | {costs['checkpoint save'] * 1000:.1f} ms | {per_epoch['checkpoint save'] * 1000:.1f} ms | {share['checkpoint save']:.1%} |
+| per-step hook (step histogram, report check, Prometheus reports; no generic tf_keras dispatch) | {costs["step hooks"] * 1e6:.1f} us/step | {per_epoch["step hooks"] * 1000:.1f} ms | {share["step hooks"]:.1%} |
+| TensorBoard report (4 scalars as event protos; {reports} per epoch) | {costs["tensorboard report"] * 1000:.2f} ms | {per_epoch["tensorboard report"] * 1000:.1f} ms | {share["tensorboard report"]:.1%} |
+| checkpoint save (model + Adam slots, CheckpointManager) | {costs["checkpoint save"] * 1000:.1f} ms | {per_epoch["checkpoint save"] * 1000:.1f} ms | {share["checkpoint save"]:.1%} |
 
 Together {sum(share.values()):.1%};
 {rest}. Before the change that made them so, the per-step hook cost ~7.6 us/step (tf_keras' CallbackList dispatch to every callback on every step, and

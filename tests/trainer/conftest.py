@@ -46,8 +46,12 @@ SMALL_SPEC: dict[str, Any] = {
 
 
 def manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "tftj.dev/v1alpha1", "kind": "TFTrainingJob",
-            "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": "tftj.dev/v1alpha1",
+        "kind": "TFTrainingJob",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def write_manifest(directory: Path, name: str, patch: dict[str, Any] | None = None) -> Path:
@@ -78,8 +82,11 @@ def write_params(directory: Path, name: str, patch: dict[str, Any] | None = None
 
 def trainer_env() -> dict[str, str]:
     """A lone worker's environment: nothing describing a group."""
-    env = {k: v for k, v in os.environ.items()
-           if k != "TF_CONFIG" and not k.startswith("TFTJ_") and k != "JOB_COMPLETION_INDEX"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "TF_CONFIG" and not k.startswith("TFTJ_") and k != "JOB_COMPLETION_INDEX"
+    }
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -90,8 +97,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(check: Callable[[], T | None], timeout: float, what: str,
-             interval: float = 0.1) -> T:
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
     """Poll `check` until it returns a truthy value; fail naming `what` at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -103,8 +109,9 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str,
 
 
 def run_tftj(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([TFTJ, *args], capture_output=True, text=True, timeout=timeout,
-                          env=trainer_env())
+    return subprocess.run(
+        [TFTJ, *args], capture_output=True, text=True, timeout=timeout, env=trainer_env()
+    )
 
 
 def last_line(text: str) -> str:
@@ -117,10 +124,16 @@ def write_tfrecord(path: Path, features: np.ndarray, labels: np.ndarray) -> None
 
     with tf.io.TFRecordWriter(str(path)) as writer:
         for x, y in zip(features, labels, strict=True):
-            example = tf.train.Example(features=tf.train.Features(feature={
-                "features": tf.train.Feature(float_list=tf.train.FloatList(value=x.tolist())),
-                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y)])),
-            }))
+            example = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        "features": tf.train.Feature(
+                            float_list=tf.train.FloatList(value=x.tolist())
+                        ),
+                        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y)])),
+                    }
+                )
+            )
             writer.write(example.SerializeToString())
 
 

@@ -9,8 +9,9 @@ import tf_keras as keras
 
 def build(input_dim: int, params: Any) -> keras.Model:
     inputs = keras.Input(shape=(input_dim,))
-    outputs = keras.layers.Dense(params.spec.model.output_units, activation="softmax",
-                                 name="custom_output")(inputs)
+    outputs = keras.layers.Dense(
+        params.spec.model.output_units, activation="softmax", name="custom_output"
+    )(inputs)
     return keras.Model(inputs, outputs, name="custom")
 
 

@@ -36,8 +36,11 @@ def write_csv(path: Path, rows: list[list[object]], header: list[str]) -> Path:
 
 
 def csv_params(tmp: Path, name: str, csv: Path, **model: object) -> Path:
-    return write_params(tmp, name, {"data": {"format": "csv", "path": str(csv)},
-                                    "model": {"outputUnits": 3, **model}})
+    return write_params(
+        tmp,
+        name,
+        {"data": {"format": "csv", "path": str(csv)}, "model": {"outputUnits": 3, **model}},
+    )
 
 
 def make_cases(tmp: Path) -> dict[str, tuple[Path, Case]]:
@@ -64,17 +67,20 @@ def make_cases(tmp: Path) -> dict[str, tuple[Path, Case]]:
     document["spec"]["training"]["learningRate"] = -1.0
     invalid.write_text(yaml.safe_dump(document))
     cases["params failing validation"] = (
-        invalid, Case(ExitCode.BAD_PARAMETERS, ("spec.training.learningRate", "greater than 0")),
+        invalid,
+        Case(ExitCode.BAD_PARAMETERS, ("spec.training.learningRate", "greater than 0")),
     )
     edited = write_params(tmp, "edited")
     document = yaml.safe_load(edited.read_text())
     document["spec"]["training"]["epochs"] = 7
     edited.write_text(yaml.safe_dump(document))
     cases["params edited after resolve"] = (
-        edited, Case(ExitCode.BAD_PARAMETERS, ("parametersHash", "edited after resolve")),
+        edited,
+        Case(ExitCode.BAD_PARAMETERS, ("parametersHash", "edited after resolve")),
     )
     cases["params file missing"] = (
-        tmp / "absent.yaml", Case(ExitCode.BAD_PARAMETERS, ("absent.yaml", "No such file")),
+        tmp / "absent.yaml",
+        Case(ExitCode.BAD_PARAMETERS, ("absent.yaml", "No such file")),
     )
     cases["model builder not importable"] = (
         write_params(tmp, "builder", {"model": {"builder": "no_such_module:build"}}),
@@ -87,11 +93,28 @@ def make_cases(tmp: Path) -> dict[str, tuple[Path, Case]]:
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Case, int, str]]:
     tmp = tmp_path_factory.mktemp("bad")
     started = {
-        name: (case, subprocess.Popen(
-            [PYTHON, "-m", "tftj_trainer", "--params", str(params), "--storage-root",
-             str(tmp / name.replace(" ", "-")), "--metrics-port", "0",
-             "--termination-log", str(tmp / f"{name.replace(' ', '-')}.termination")],
-            env=trainer_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        name: (
+            case,
+            subprocess.Popen(
+                [
+                    PYTHON,
+                    "-m",
+                    "tftj_trainer",
+                    "--params",
+                    str(params),
+                    "--storage-root",
+                    str(tmp / name.replace(" ", "-")),
+                    "--metrics-port",
+                    "0",
+                    "--termination-log",
+                    str(tmp / f"{name.replace(' ', '-')}.termination"),
+                ],
+                env=trainer_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
         for name, (params, case) in make_cases(tmp).items()
     }
     results = {}
@@ -101,13 +124,21 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Case, 
     return results
 
 
-@pytest.mark.parametrize("name", [
-    "missing data file", "csv with a wrong column count", "label out of range",
-    "params failing validation", "params edited after resolve", "params file missing",
-    "model builder not importable",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "missing data file",
+        "csv with a wrong column count",
+        "label out of range",
+        "params failing validation",
+        "params edited after resolve",
+        "params file missing",
+        "model builder not importable",
+    ],
+)
 def test_bad_input_ends_with_one_line_and_exit_code(
-    outcomes: dict[str, tuple[Case, int, str]], name: str,
+    outcomes: dict[str, tuple[Case, int, str]],
+    name: str,
 ) -> None:
     case, code, err = outcomes[name]
     assert code == case.code, err
@@ -129,8 +160,9 @@ def test_tftj_run_rejects_an_invalid_manifest_naming_the_field(tmp_path: Path) -
 def test_tftj_run_reports_the_failing_workers_error(tmp_path: Path) -> None:
     """A permanent failure is not retried: one attempt, the worker's line, its exit code."""
     path = write_manifest(tmp_path, "nodata", {"data": {"format": "csv", "path": "missing.csv"}})
-    result = run_tftj("run", str(path), "--workers", "2", "--workdir", str(tmp_path / "w"),
-                      timeout=120)
+    result = run_tftj(
+        "run", str(path), "--workers", "2", "--workdir", str(tmp_path / "w"), timeout=120
+    )
     assert result.returncode == ExitCode.BAD_DATA, result.stderr
     line = last_line(result.stderr)
     assert line.startswith("tftj run: training failed: worker ")

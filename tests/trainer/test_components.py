@@ -37,8 +37,11 @@ def test_every_file_format_reads_the_same_examples(tmp_path: Path) -> None:
     sources = {
         "csv directory": {"format": "csv", "path": str(tmp_path / "csv")},
         "npz file": {"format": "npz", "path": str(tmp_path / "all.npz")},
-        "tfrecord glob": {"format": "tfrecord", "path": str(tmp_path / "p*.tfrecord"),
-                          "numFeatures": 3},
+        "tfrecord glob": {
+            "format": "tfrecord",
+            "path": str(tmp_path / "p*.tfrecord"),
+            "numFeatures": 3,
+        },
     }
     for what, data in sources.items():
         splits = load_splits(params_for({"data": {**data, **common}}))
@@ -55,15 +58,22 @@ def test_normalization_statistics_come_from_the_training_split_only() -> None:
     splits = load_splits(params)
     mean, std = raw_train.features.mean(axis=0), raw_train.features.std(axis=0)
     np.testing.assert_allclose(splits.train.features.mean(axis=0), 0, atol=1e-5)
-    np.testing.assert_allclose(splits.validation.features,
-                               (raw_validation.features - mean) / std, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        splits.validation.features, (raw_validation.features - mean) / std, rtol=1e-4, atol=1e-5
+    )
     assert len(splits.validation) == params.derived.validation_examples
     assert len(splits.train) == params.derived.train_examples
 
 
-@pytest.mark.parametrize(("policy", "files", "expected"), [
-    ("auto", 1, "data"), ("auto", 4, "file"), ("off", 4, "off"), ("data", 4, "data"),
-])
+@pytest.mark.parametrize(
+    ("policy", "files", "expected"),
+    [
+        ("auto", 1, "data"),
+        ("auto", 4, "file"),
+        ("off", 4, "off"),
+        ("data", 4, "data"),
+    ],
+)
 def test_shard_policy(policy: str, files: int, expected: str) -> None:
     from tftj_trainer.data import effective_shard_policy
 
@@ -88,8 +98,11 @@ def test_mixed_precision_on_cpu_keeps_the_policy_and_float32_variables() -> None
     from tftj_trainer.cluster import Cluster
     from tftj_trainer.training import prepare
 
-    p = prepare(params_for({"training": {"precision": "mixed-float16"}}), Cluster((), 0),
-                tf.distribute.get_strategy())
+    p = prepare(
+        params_for({"training": {"precision": "mixed-float16"}}),
+        Cluster((), 0),
+        tf.distribute.get_strategy(),
+    )
     try:
         assert keras.mixed_precision.global_policy().name == "mixed_float16"
         assert p.precision.compute_dtype == "float16"
@@ -102,14 +115,18 @@ def test_mixed_precision_on_cpu_keeps_the_policy_and_float32_variables() -> None
         keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.mark.parametrize(("kind", "extra", "checks"), [
-    ("constant", {"warmupEpochs": 1.0}, {0: 0.0001, 9: 0.001, 50: 0.001}),
-    ("cosine", {"minLearningRate": 0.0001}, {0: 0.001, 100: 0.0001}),
-    ("step", {"decayRate": 0.5, "decayEpochs": 2.0}, {19: 0.001, 20: 0.0005, 40: 0.00025}),
-    ("exponential", {"decayRate": 0.5, "decayEpochs": 2.0}, {10: 0.001 * 0.5 ** 0.5}),
-])
-def test_learning_rate_schedules(kind: str, extra: dict[str, float],
-                                 checks: dict[int, float]) -> None:
+@pytest.mark.parametrize(
+    ("kind", "extra", "checks"),
+    [
+        ("constant", {"warmupEpochs": 1.0}, {0: 0.0001, 9: 0.001, 50: 0.001}),
+        ("cosine", {"minLearningRate": 0.0001}, {0: 0.001, 100: 0.0001}),
+        ("step", {"decayRate": 0.5, "decayEpochs": 2.0}, {19: 0.001, 20: 0.0005, 40: 0.00025}),
+        ("exponential", {"decayRate": 0.5, "decayEpochs": 2.0}, {10: 0.001 * 0.5**0.5}),
+    ],
+)
+def test_learning_rate_schedules(
+    kind: str, extra: dict[str, float], checks: dict[int, float]
+) -> None:
     from tftj_trainer.optimization import learning_rate_schedule, schedule_steps
 
     params = params_for({"training": {"epochs": 10, "schedule": {"type": kind, **extra}}})
@@ -150,20 +167,30 @@ def test_resume_continues_the_optimizer_where_the_checkpoint_left_it(tmp_path: P
     for epochs in (2, 3):
         params = params_for({"training": {"epochs": epochs}})
         spy = FirstStep()
-        train(params, storage_paths(params, str(tmp_path)), Cluster((), 0),
-              tf.distribute.get_strategy(), TrainerMetrics("resume", 0), attempt=0,
-              extra_callbacks=[spy])
+        train(
+            params,
+            storage_paths(params, str(tmp_path)),
+            Cluster((), 0),
+            tf.distribute.get_strategy(),
+            TrainerMetrics("resume", 0),
+            attempt=0,
+            extra_callbacks=[spy],
+        )
         seen.append((spy.epoch, spy.iterations))
     steps = params_for({}).derived.steps_per_epoch
     assert seen == [(0, 0), (2, 2 * steps)]
 
 
-@pytest.mark.parametrize(("per_execution", "batches", "reports"), [
-    (1, [0, 1, 2, 3, 4, 5], [1, 4, 8, 12]),
-    (3, [2, 5], [3, 6, 9, 12]),
-])
+@pytest.mark.parametrize(
+    ("per_execution", "batches", "reports"),
+    [
+        (1, [0, 1, 2, 3, 4, 5], [1, 4, 8, 12]),
+        (3, [2, 5], [3, 6, 9, 12]),
+    ],
+)
 def test_the_per_step_hook_runs_once_per_execution_and_other_batch_hooks_still_run(
-        per_execution: int, batches: list[int], reports: list[int]) -> None:
+    per_execution: int, batches: list[int], reports: list[int]
+) -> None:
     import tensorflow as tf
     import tf_keras as keras
     from tftj_trainer.callbacks import Reporting, TrainerCallbacks
@@ -187,15 +214,29 @@ def test_the_per_step_hook_runs_once_per_execution_and_other_batch_hooks_still_r
             super()._report(step, now, logs)
 
     metrics = TrainerMetrics("parts", 0)
-    reporting = Recorded(metrics=metrics, summaries=None, names=["loss"], frequency=4,
-                         steps_per_epoch=6, epochs=2, global_batch=2, schedule=lambda step: 0.1)
+    reporting = Recorded(
+        metrics=metrics,
+        summaries=None,
+        names=["loss"],
+        frequency=4,
+        steps_per_epoch=6,
+        epochs=2,
+        global_batch=2,
+        schedule=lambda step: 0.1,
+    )
     recorder = Recorder()
     model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse", steps_per_execution=per_execution)
-    data = tf.data.Dataset.from_tensor_slices(
-        (np.zeros((8, 2), np.float32), np.zeros((8, 1), np.float32))).repeat().batch(2)
-    callbacks = TrainerCallbacks([reporting, recorder], per_step=reporting, model=model,
-                                 epochs=2, steps=6)
+    data = (
+        tf.data.Dataset.from_tensor_slices(
+            (np.zeros((8, 2), np.float32), np.zeros((8, 1), np.float32))
+        )
+        .repeat()
+        .batch(2)
+    )
+    callbacks = TrainerCallbacks(
+        [reporting, recorder], per_step=reporting, model=model, epochs=2, steps=6
+    )
     history = model.fit(data, epochs=2, steps_per_epoch=6, callbacks=callbacks, verbose=0)
     assert recorder.batches == batches * 2
     assert reporting.reported == reports

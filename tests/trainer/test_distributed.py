@@ -17,10 +17,14 @@ FREQUENCY = 4
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     root = tmp_path_factory.mktemp("distributed")
-    path = write_manifest(root, "pair", {
-        "training": {"epochs": EPOCHS, "metrics": ["loss", "accuracy", "top-5-accuracy"]},
-        "logging": {"frequency": FREQUENCY},
-    })
+    path = write_manifest(
+        root,
+        "pair",
+        {
+            "training": {"epochs": EPOCHS, "metrics": ["loss", "accuracy", "top-5-accuracy"]},
+            "logging": {"frequency": FREQUENCY},
+        },
+    )
     workdir = root / "work"
     result = run_tftj("run", str(path), "--workers", "2", "--workdir", str(workdir))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -33,9 +37,13 @@ def digest(log: Path) -> str:
     return found[-1]
 
 
-def test_two_workers_end_with_identical_weights(run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_two_workers_end_with_identical_weights(
+    run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
     _, workdir = run
-    assert digest(workdir / "workers" / "worker-0.log") == digest(workdir / "workers" / "worker-1.log")
+    assert digest(workdir / "workers" / "worker-0.log") == digest(
+        workdir / "workers" / "worker-1.log"
+    )
     # Both really trained as a group: each read its half of the data.
     assert "worker 1/2" in (workdir / "workers" / "worker-1.log").read_text()
 
@@ -83,8 +91,16 @@ def test_tensorboard_holds_step_and_epoch_scalars(
     _, workdir = run
     train = scalars(workdir / "logs" / "pair" / "train")
     validation = scalars(workdir / "logs" / "pair" / "validation")
-    for tag in ("batch_loss", "batch_accuracy", "batch_top-5-accuracy", "learning_rate",
-                "examples_per_second", "epoch_loss", "epoch_accuracy", "epoch_top-5-accuracy"):
+    for tag in (
+        "batch_loss",
+        "batch_accuracy",
+        "batch_top-5-accuracy",
+        "learning_rate",
+        "examples_per_second",
+        "epoch_loss",
+        "epoch_accuracy",
+        "epoch_top-5-accuracy",
+    ):
         assert tag in train, f"{tag} missing from train scalars {sorted(train)}"
     for tag in ("epoch_loss", "epoch_accuracy", "epoch_top-5-accuracy"):
         assert tag in validation, f"{tag} missing from validation scalars {sorted(validation)}"
@@ -112,10 +128,16 @@ def test_tensorboard_holds_the_hparams_of_the_run(
 
     experiment = hparams_content(workdir / "logs").experiment
     names = {h.name for h in experiment.hparam_infos}
-    assert {"training.learningRate", "training.batchSize", "model.hiddenUnits",
-            "training.optimizer", "derived.effectiveLearningRate"} <= names
-    assert any(m.name.tag == "epoch_loss" and m.name.group == "validation"
-               for m in experiment.metric_infos)
+    assert {
+        "training.learningRate",
+        "training.batchSize",
+        "model.hiddenUnits",
+        "training.optimizer",
+        "derived.effectiveLearningRate",
+    } <= names
+    assert any(
+        m.name.tag == "epoch_loss" and m.name.group == "validation" for m in experiment.metric_infos
+    )
     session = hparams_content(workdir / "logs" / "pair").session_start_info
     assert session.hparams["training.batchSize"].number_value == 64
     assert session.hparams["training.epochs"].number_value == EPOCHS
@@ -131,13 +153,20 @@ def test_two_workers_on_a_directory_of_files_shard_by_file(tmp_path: Path) -> No
     (tmp_path / "data").mkdir()
     for part, size in enumerate((300, 200)):  # uneven shards: steps per epoch must still agree
         features = rng.normal(size=(size, 8)).astype(np.float32)
-        write_tfrecord(tmp_path / "data" / f"part-{part}.tfrecord", features,
-                       (features[:, 0] > 0).astype(np.int64))
-    path = write_manifest(tmp_path, "files", {
-        "data": {"format": "tfrecord", "path": "data", "numFeatures": 8},
-        "model": {"task": "binary"},
-        "training": {"epochs": 2, "batchSize": 32},
-    })
+        write_tfrecord(
+            tmp_path / "data" / f"part-{part}.tfrecord",
+            features,
+            (features[:, 0] > 0).astype(np.int64),
+        )
+    path = write_manifest(
+        tmp_path,
+        "files",
+        {
+            "data": {"format": "tfrecord", "path": "data", "numFeatures": 8},
+            "model": {"task": "binary"},
+            "training": {"epochs": 2, "batchSize": 32},
+        },
+    )
     workdir = tmp_path / "work"
     result = run_tftj("run", str(path), "--workers", "2", "--workdir", str(workdir))
     assert result.returncode == 0, result.stdout + result.stderr

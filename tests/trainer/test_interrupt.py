@@ -28,11 +28,25 @@ def alive(pid: int) -> bool:
 def test_ctrl_c_stops_all_workers_and_exits_130(tmp_path: Path) -> None:
     path = write_manifest(tmp_path, "interrupted", {"training": {"epochs": 1000}})
     workdir = tmp_path / "work"
-    run = subprocess.Popen([TFTJ, "run", str(path), "--workers", "2", "--workdir", str(workdir),
-                            "--grace-seconds", "5"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env=trainer_env())
+    run = subprocess.Popen(
+        [
+            TFTJ,
+            "run",
+            str(path),
+            "--workers",
+            "2",
+            "--workdir",
+            str(workdir),
+            "--grace-seconds",
+            "5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=trainer_env(),
+    )
     try:
+
         def training_started() -> dict | None:
             try:
                 state = json.loads((workdir / "workers" / "state.json").read_text())

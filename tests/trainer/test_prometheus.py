@@ -30,15 +30,35 @@ def get(url: str) -> str | None:
 @pytest.fixture
 def worker(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """A lone worker training long enough to be scraped; stopped by the test."""
-    params = write_params(tmp_path, "scraped", {
-        "training": {"epochs": 1000}, "logging": {"frequency": 2},
-    })
+    params = write_params(
+        tmp_path,
+        "scraped",
+        {
+            "training": {"epochs": 1000},
+            "logging": {"frequency": 2},
+        },
+    )
     port = free_port()
     process = subprocess.Popen(
-        [PYTHON, "-m", "tftj_trainer", "--params", str(params), "--storage-root",
-         str(tmp_path / "store"), "--metrics-port", str(port), "--metrics-address", "127.0.0.1",
-         "--termination-log", str(tmp_path / "termination")],
-        env=trainer_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            PYTHON,
+            "-m",
+            "tftj_trainer",
+            "--params",
+            str(params),
+            "--storage-root",
+            str(tmp_path / "store"),
+            "--metrics-port",
+            str(port),
+            "--metrics-address",
+            "127.0.0.1",
+            "--termination-log",
+            str(tmp_path / "termination"),
+        ],
+        env=trainer_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         yield process, port
@@ -63,30 +83,48 @@ def start_prometheus(config: Path, port: int, target: str, data: Path) -> subpro
         f"  - job_name: tftj\n    static_configs: [{{targets: ['{target}']}}]\n"
     )
     return subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={data}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
 def test_prometheus_scrapes_the_loss_and_sigterm_stops_cleanly(
-    worker: tuple[subprocess.Popen[str], int], prometheus: tuple[Path, int], tmp_path: Path,
+    worker: tuple[subprocess.Popen[str], int],
+    prometheus: tuple[Path, int],
+    tmp_path: Path,
 ) -> None:
     process, port = worker
     metrics_url = f"http://127.0.0.1:{port}/metrics"
     text = wait_for(
         lambda: (t := get(metrics_url)) and 'split="train"' in t and t,
-        90, "the worker to publish its training loss",
+        90,
+        "the worker to publish its training loss",
     )
-    for name in (contract.METRIC_EPOCH, contract.METRIC_EPOCHS_TARGET, contract.METRIC_STEP,
-                 contract.METRIC_LOSS, contract.METRIC_VALUE, contract.METRIC_LEARNING_RATE,
-                 contract.METRIC_EXAMPLES_PER_SECOND, contract.METRIC_ETA_SECONDS,
-                 contract.METRIC_STEP_DURATION + "_bucket", contract.METRIC_CHECKPOINTS,
-                 contract.METRIC_ATTEMPT, contract.METRIC_RESUMED_EPOCH):
+    for name in (
+        contract.METRIC_EPOCH,
+        contract.METRIC_EPOCHS_TARGET,
+        contract.METRIC_STEP,
+        contract.METRIC_LOSS,
+        contract.METRIC_VALUE,
+        contract.METRIC_LEARNING_RATE,
+        contract.METRIC_EXAMPLES_PER_SECOND,
+        contract.METRIC_ETA_SECONDS,
+        contract.METRIC_STEP_DURATION + "_bucket",
+        contract.METRIC_CHECKPOINTS,
+        contract.METRIC_ATTEMPT,
+        contract.METRIC_RESUMED_EPOCH,
+    ):
         assert f"\n{name}{{" in text, f"{name} not served"
     assert 'job="scraped",worker="0"' in text.replace(", ", ",")
-    lint = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
-                          text=True, timeout=30)
+    lint = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
     assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout + lint.stderr
 
     config, prom_port = prometheus

@@ -25,15 +25,23 @@ def state(workdir: Path) -> dict | None:
 
 def test_killed_worker_group_restarts_from_the_checkpoint_epoch(tmp_path: Path) -> None:
     # ~4 s per epoch with 2 workers on 2 cores: long enough to kill a worker mid-run after a checkpoint.
-    path = write_manifest(tmp_path, "resume", {
-        "data": {"synthetic": {"examples": 4096}},
-        "training": {"epochs": EPOCHS, "batchSize": 32},
-        "runPolicy": {"backoffLimit": 1},
-    })
+    path = write_manifest(
+        tmp_path,
+        "resume",
+        {
+            "data": {"synthetic": {"examples": 4096}},
+            "training": {"epochs": EPOCHS, "batchSize": 32},
+            "runPolicy": {"backoffLimit": 1},
+        },
+    )
     workdir = tmp_path / "work"
-    run = subprocess.Popen([TFTJ, "run", str(path), "--workers", "2", "--workdir", str(workdir)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env=trainer_env())
+    run = subprocess.Popen(
+        [TFTJ, "run", str(path), "--workers", "2", "--workdir", str(workdir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=trainer_env(),
+    )
     try:
         first = wait_for(lambda: state(workdir), 60, "the workers to start")
         chief_port = first["workers"][0]["metricsPort"]

@@ -24,18 +24,38 @@ from tests.trainer.conftest import merged, small_spec
 
 # Fields the trainer does not read, and who does.
 NOT_TRAINER: dict[str, str] = {
-    **{f"workers.{f}": "operator: pod template" for f in (
-        "image", "imagePullPolicy", "resources.requests", "resources.limits")},
+    **{
+        f"workers.{f}": "operator: pod template"
+        for f in ("image", "imagePullPolicy", "resources.requests", "resources.limits")
+    },
     "workers.port": "operator: builds TFTJ_WORKER_HOSTS from it",
-    **{f"workers.podTemplate.{f}": "operator: pod template" for f in (
-        "labels", "annotations", "nodeSelector", "tolerations", "affinity", "env", "volumes",
-        "volumeMounts", "serviceAccountName", "priorityClassName")},
-    **{f"storage.{f}": "operator: the PersistentVolumeClaim" for f in (
-        "claimName", "size", "storageClassName")},
-    **{f"runPolicy.{f}": "operator (and tftj run): restarts, deadline, clean-up" for f in (
-        "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "suspend")},
-    **{f"scheduling.{f}": "operator: Kueue and scheduler" for f in (
-        "queueName", "priorityClassName", "schedulerName")},
+    **{
+        f"workers.podTemplate.{f}": "operator: pod template"
+        for f in (
+            "labels",
+            "annotations",
+            "nodeSelector",
+            "tolerations",
+            "affinity",
+            "env",
+            "volumes",
+            "volumeMounts",
+            "serviceAccountName",
+            "priorityClassName",
+        )
+    },
+    **{
+        f"storage.{f}": "operator: the PersistentVolumeClaim"
+        for f in ("claimName", "size", "storageClassName")
+    },
+    **{
+        f"runPolicy.{f}": "operator (and tftj run): restarts, deadline, clean-up"
+        for f in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "suspend")
+    },
+    **{
+        f"scheduling.{f}": "operator: Kueue and scheduler"
+        for f in ("queueName", "priorityClassName", "schedulerName")
+    },
     **{f"tensorboard.{f}": "operator: the TensorBoard Deployment" for f in ("enabled", "image")},
 }
 # Fields whose effect is a behaviour at the end of training, tested by running it.
@@ -65,8 +85,12 @@ def csv_file(path: Path, seed: int) -> str:
 
 def npz_file(path: Path) -> str:
     rng = np.random.default_rng(3)
-    np.savez(path, features=rng.normal(size=(60, 3)), other=rng.normal(size=(60, 3)),
-             label=rng.integers(10, size=60))
+    np.savez(
+        path,
+        features=rng.normal(size=(60, 3)),
+        other=rng.normal(size=(60, 3)),
+        label=rng.integers(10, size=60),
+    )
     return str(path)
 
 
@@ -79,12 +103,10 @@ def alternatives(tmp: Path) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
         return base, merged(base, change)
 
     def opt(name: str, **params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        return on({"training": {"optimizer": name}},
-                  {"training": {"optimizerParams": params}})
+        return on({"training": {"optimizer": name}}, {"training": {"optimizerParams": params}})
 
     def sched(kind: str, **values: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        return on({"training": {"schedule": {"type": kind}}},
-                  {"training": {"schedule": values}})
+        return on({"training": {"schedule": {"type": kind}}}, {"training": {"schedule": values}})
 
     def t(**values: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         return {}, {"training": values}
@@ -97,7 +119,8 @@ def alternatives(tmp: Path) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
         "training.learningRateScaling.rule": t(learningRateScaling={"rule": "linear"}),
         "training.learningRateScaling.referenceBatchSize": on(
             {"training": {"learningRateScaling": {"rule": "linear"}}},
-            {"training": {"learningRateScaling": {"referenceBatchSize": 128}}}),
+            {"training": {"learningRateScaling": {"referenceBatchSize": 128}}},
+        ),
         "training.optimizer": t(optimizer="sgd"),
         "training.optimizerParams.momentum": opt("momentum", momentum=0.5),
         "training.optimizerParams.nesterov": opt("momentum", nesterov=True),
@@ -109,7 +132,8 @@ def alternatives(tmp: Path) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
         "training.optimizerParams.rho": opt("rmsprop", rho=0.8),
         "training.optimizerParams.centered": opt("rmsprop", centered=True),
         "training.optimizerParams.initialAccumulatorValue": opt(
-            "adagrad", initialAccumulatorValue=0.5),
+            "adagrad", initialAccumulatorValue=0.5
+        ),
         "training.schedule.type": t(schedule={"type": "cosine"}),
         "training.schedule.warmupEpochs": t(schedule={"warmupEpochs": 1.0}),
         "training.schedule.decayRate": sched("exponential", decayRate=0.9),
@@ -137,14 +161,19 @@ def alternatives(tmp: Path) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
         "data.validationPath": on(csv, {"data": {"validationPath": b, "validationSplit": 0.0}}),
         "data.validationSplit": ({}, {"data": {"validationSplit": 0.3}}),
         "data.labelKey": on(csv, {"data": {"labelKey": "target"}}),
-        "data.featuresKey": on({"data": {"format": "npz", "path": npz}},
-                               {"data": {"featuresKey": "other"}}),
-        "data.numFeatures": on(merged(csv, {"data": {"numFeatures": 4}}),
-                               {"data": {"numFeatures": 5}}),
+        "data.featuresKey": on(
+            {"data": {"format": "npz", "path": npz}}, {"data": {"featuresKey": "other"}}
+        ),
+        "data.numFeatures": on(
+            merged(csv, {"data": {"numFeatures": 4}}), {"data": {"numFeatures": 5}}
+        ),
         "data.synthetic.examples": ({}, {"data": {"synthetic": {"examples": 512}}}),
         "data.synthetic.features": ({}, {"data": {"synthetic": {"features": 4}}}),
         "data.synthetic.noise": ({}, {"data": {"synthetic": {"noise": 1.0}}}),
-        "data.preprocess.normalization": ({}, {"data": {"preprocess": {"normalization": "min-max"}}}),
+        "data.preprocess.normalization": (
+            {},
+            {"data": {"preprocess": {"normalization": "min-max"}}},
+        ),
         "data.shuffle": ({}, {"data": {"shuffle": False}}),
         "data.shuffleBuffer": ({}, {"data": {"shuffleBuffer": 8}}),
         "data.cache": ({}, {"data": {"cache": False}}),
@@ -168,8 +197,11 @@ def schema_fields(model: type[BaseModel] = TFTrainingJobSpec, prefix: str = "") 
     found = []
     for name, field in model.model_fields.items():
         path = prefix + (field.alias or name)
-        inner = [a for a in (typing.get_args(field.annotation) or (field.annotation,))
-                 if isinstance(a, type) and issubclass(a, BaseModel)]
+        inner = [
+            a
+            for a in (typing.get_args(field.annotation) or (field.annotation,))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
         if inner and typing.get_origin(field.annotation) not in (list, dict):
             found.extend(schema_fields(inner[0], path + "."))
         else:
@@ -227,13 +259,21 @@ def built(patch: dict[str, Any], storage: Path) -> dict[str, Any]:
     optimizer = model.optimizer
     if hasattr(optimizer, "inner_optimizer"):  # mixed_float16 wraps it in a loss scaler
         optimizer = optimizer.inner_optimizer
-    checkpoints = Checkpoints(model, storage / "ckpt", is_chief=True, worker=0,
-                              max_to_keep=spec.checkpoint.max_to_keep)
-    callbacks = make_callbacks(params, p, TrainerMetrics("wired", 0), None, checkpoints,
-                               StopOnSignal())
-    two_workers = dataset_fn(p.splits.train, params, training=True,
-                             policy=p.shard_policy if p.shard_policy != "off" else
-                             spec.data.shard_policy.replace("auto", "data"), what="train")
+    checkpoints = Checkpoints(
+        model, storage / "ckpt", is_chief=True, worker=0, max_to_keep=spec.checkpoint.max_to_keep
+    )
+    callbacks = make_callbacks(
+        params, p, TrainerMetrics("wired", 0), None, checkpoints, StopOnSignal()
+    )
+    two_workers = dataset_fn(
+        p.splits.train,
+        params,
+        training=True,
+        policy=p.shard_policy
+        if p.shard_policy != "off"
+        else spec.data.shard_policy.replace("auto", "data"),
+        what="train",
+    )
     try:
         second_worker = batches_digest(two_workers(tf.distribute.InputContext(2, 1, 2)))
     except TrainerError as error:
@@ -254,9 +294,13 @@ def built(patch: dict[str, Any], storage: Path) -> dict[str, Any]:
         "validation batches": batches_digest(p.validation_data) if p.validation_data else None,
         "pipeline": pipeline_stages(p.train_data),
         "shard of worker 1 of 2": second_worker,
-        "callbacks": [(type(c).__name__, {k: v for k, v in vars(c).items()
-                                          if isinstance(v, (int, float, str, list))})
-                      for c in callbacks],
+        "callbacks": [
+            (
+                type(c).__name__,
+                {k: v for k, v in vars(c).items() if isinstance(v, (int, float, str, list))},
+            )
+            for c in callbacks
+        ],
         "checkpoints": (checkpoints.manager._max_to_keep, str(checkpoints.directory)),
     }
 
@@ -298,11 +342,18 @@ def test_export_enabled_decides_whether_a_model_is_exported(tmp_path: Path, enab
     from tftj_trainer.metrics import TrainerMetrics
     from tftj_trainer.training import train
 
-    spec = TFTrainingJobSpec.model_validate(small_spec({
-        "training": {"epochs": 1, "stepsPerEpoch": 2}, "export": {"enabled": enabled}}))
+    spec = TFTrainingJobSpec.model_validate(
+        small_spec({"training": {"epochs": 1, "stepsPerEpoch": 2}, "export": {"enabled": enabled}})
+    )
     params = resolve(spec, name="exported")
     paths = storage_paths(params, str(tmp_path))
-    train(params, paths, Cluster((), 0), tf.distribute.get_strategy(),
-          TrainerMetrics("exported", 0), attempt=0)
+    train(
+        params,
+        paths,
+        Cluster((), 0),
+        tf.distribute.get_strategy(),
+        TrainerMetrics("exported", 0),
+        attempt=0,
+    )
     assert (paths.export / "saved_model.pb").exists() is enabled
     assert tf.train.latest_checkpoint(str(paths.checkpoints)) is not None

@@ -34,18 +34,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m tftj_trainer",
         description="Train one worker of a TFTrainingJob from its resolved parameters.",
     )
-    parser.add_argument("--params", default=f"{PARAMS_DIR}/{PARAMS_FILE}",
-                        help="resolved parameters YAML (default: %(default)s)")
-    parser.add_argument("--storage-root", default=None,
-                        help="job storage root for logs/checkpoints/export (default: "
-                        "$TFTJ_STORAGE_ROOT, else storage.mountPath)")
-    parser.add_argument("--metrics-port", type=int, default=None,
-                        help="port of /metrics (default: metrics.port; 0 picks a free one)")
-    parser.add_argument("--metrics-address", default="0.0.0.0",
-                        help="address /metrics binds to (default: %(default)s)")
-    parser.add_argument("--termination-log", default=os.environ.get("TFTJ_TERMINATION_LOG"),
-                        help="file receiving the one-line failure reason (default: "
-                        f"{TERMINATION_LOG} when it exists, as in a Kubernetes container)")
+    parser.add_argument(
+        "--params",
+        default=f"{PARAMS_DIR}/{PARAMS_FILE}",
+        help="resolved parameters YAML (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--storage-root",
+        default=None,
+        help="job storage root for logs/checkpoints/export (default: "
+        "$TFTJ_STORAGE_ROOT, else storage.mountPath)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="port of /metrics (default: metrics.port; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default="0.0.0.0",
+        help="address /metrics binds to (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--termination-log",
+        default=os.environ.get("TFTJ_TERMINATION_LOG"),
+        help="file receiving the one-line failure reason (default: "
+        f"{TERMINATION_LOG} when it exists, as in a Kubernetes container)",
+    )
     return parser.parse_args(argv)
 
 
@@ -67,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     levels = log_levels(params.spec.logging.level)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", levels.tf_cpp)
-    logging.basicConfig(level=levels.others,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=levels.others, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("tftj_trainer").setLevel(levels.trainer)
 
     from tftj_trainer.cluster import cluster_from_env, group_problems, make_strategy
@@ -83,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
         from tftj_trainer.training import train
 
         tf.get_logger().setLevel(levels.others)
-        errors, warnings = group_problems(params, cluster,
-                                          len(tf.config.list_physical_devices("GPU")))
+        errors, warnings = group_problems(
+            params, cluster, len(tf.config.list_physical_devices("GPU"))
+        )
         if errors:
             raise ParametersError(errors[0])
         for warning in warnings:
@@ -115,8 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_failure(ExitCode.PREEMPTED, "interrupted", args.termination_log)
     except Exception as error:
         logging.getLogger("tftj_trainer").exception("unexpected error")
-        return report_failure(ExitCode.UNEXPECTED, f"{type(error).__name__}: {error}",
-                              args.termination_log)
+        return report_failure(
+            ExitCode.UNEXPECTED, f"{type(error).__name__}: {error}", args.termination_log
+        )
 
 
 if __name__ == "__main__":

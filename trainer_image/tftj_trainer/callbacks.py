@@ -22,7 +22,9 @@ from tftj_trainer.model import metric_key
 from tftj_trainer.tensorboard_logging import SummaryLogger
 
 
-def named_values(logs: Mapping[str, Any], names: Sequence[str], prefix: str = "") -> dict[str, float]:
+def named_values(
+    logs: Mapping[str, Any], names: Sequence[str], prefix: str = ""
+) -> dict[str, float]:
     """Schema-named floats (`top-5-accuracy`) from fit() logs (`val_top_5_accuracy`)."""
     values: dict[str, float] = {}
     for name in names:
@@ -35,9 +37,18 @@ def named_values(logs: Mapping[str, Any], names: Sequence[str], prefix: str = ""
 class Reporting(keras.callbacks.Callback):  # type: ignore[misc]  # tf_keras is untyped
     """Prometheus gauges on every worker, TensorBoard scalars on the chief."""
 
-    def __init__(self, *, metrics: TrainerMetrics, summaries: SummaryLogger | None,
-                 names: Sequence[str], frequency: int, steps_per_epoch: int, epochs: int,
-                 global_batch: int, schedule: Callable[[int], Any]) -> None:
+    def __init__(
+        self,
+        *,
+        metrics: TrainerMetrics,
+        summaries: SummaryLogger | None,
+        names: Sequence[str],
+        frequency: int,
+        steps_per_epoch: int,
+        epochs: int,
+        global_batch: int,
+        schedule: Callable[[int], Any],
+    ) -> None:
         super().__init__()
         self._supports_tf_logs = True
         self.schedule = schedule
@@ -93,8 +104,9 @@ class Reporting(keras.callbacks.Callback):  # type: ignore[misc]  # tf_keras is 
         self._window_started, self._window_step = now, step
         values = named_values(logs, self.names)
         lr = self._learning_rate(step)
-        self.prom.set_progress(step=step, learning_rate=lr, examples_per_second=rate,
-                               eta_seconds=eta)
+        self.prom.set_progress(
+            step=step, learning_rate=lr, examples_per_second=rate, eta_seconds=eta
+        )
         self.prom.set_values(values, "train")
         if self.summaries is not None:
             extra = {"learning_rate": lr}
@@ -112,15 +124,17 @@ class Reporting(keras.callbacks.Callback):  # type: ignore[misc]  # tf_keras is 
         self.prom.set_values(train, "train")
         self.prom.set_values(validation, "validation")
         if self.summaries is not None:
-            self.summaries.epoch(epoch + 1, {**train, "learning_rate": self._learning_rate(step)},
-                                 validation)
+            self.summaries.epoch(
+                epoch + 1, {**train, "learning_rate": self._learning_rate(step)}, validation
+            )
 
 
 class Checkpointing(keras.callbacks.Callback):  # type: ignore[misc]  # tf_keras is untyped
     """Save every checkpoint.frequency epochs and after the last one."""
 
-    def __init__(self, checkpoints: Checkpoints, metrics: TrainerMetrics, *, frequency: int,
-                 epochs: int) -> None:
+    def __init__(
+        self, checkpoints: Checkpoints, metrics: TrainerMetrics, *, frequency: int, epochs: int
+    ) -> None:
         super().__init__()
         self._supports_tf_logs = True
         self.checkpoints = checkpoints
@@ -169,11 +183,24 @@ class TrainerCallbacks(keras.callbacks.CallbackList):  # type: ignore[misc]  # t
     runs, as before, for any other callback that implements batch hooks (none of the trainer's).
     """
 
-    def __init__(self, callbacks: Sequence[keras.callbacks.Callback], *,
-                 per_step: keras.callbacks.Callback, model: keras.Model, epochs: int,
-                 steps: int) -> None:
-        super().__init__(list(callbacks), add_history=True, add_progbar=False, model=model,
-                         verbose=0, epochs=epochs, steps=steps)
+    def __init__(
+        self,
+        callbacks: Sequence[keras.callbacks.Callback],
+        *,
+        per_step: keras.callbacks.Callback,
+        model: keras.Model,
+        epochs: int,
+        steps: int,
+    ) -> None:
+        super().__init__(
+            list(callbacks),
+            add_history=True,
+            add_progbar=False,
+            model=model,
+            verbose=0,
+            epochs=epochs,
+            steps=steps,
+        )
         self._per_step_end = per_step.on_train_batch_end
         self._generic = [cb for cb in self.callbacks if cb is not per_step]
         self._should_call_train_batch_hooks = any(

@@ -19,21 +19,25 @@ CHECKPOINT_PREFIX = "ckpt"
 
 
 class Checkpoints:
-    def __init__(self, model: Any, directory: Path, *, is_chief: bool, worker: int,
-                 max_to_keep: int) -> None:
+    def __init__(
+        self, model: Any, directory: Path, *, is_chief: bool, worker: int, max_to_keep: int
+    ) -> None:
         self.directory = directory
         self.is_chief = is_chief
         # The epoch counter travels inside the checkpoint, so resume needs no side file.
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
-                                              epoch=self.epoch)
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=model.optimizer, epoch=self.epoch
+        )
         self._scratch = None if is_chief else Path(tempfile.mkdtemp(prefix=f"tftj-ckpt-w{worker}-"))
         write_dir = directory if is_chief else self._scratch
         assert write_dir is not None
         if is_chief:
             write_dir.mkdir(parents=True, exist_ok=True)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(write_dir), max_to_keep=max_to_keep,
+            self.checkpoint,
+            str(write_dir),
+            max_to_keep=max_to_keep,
             checkpoint_name=CHECKPOINT_PREFIX,
         )
 

@@ -38,8 +38,9 @@ class Cluster:
         return self.size > 1
 
 
-def group_problems(params: ResolvedParameters, cluster: Cluster,
-                   visible_gpus: int) -> tuple[list[str], list[str]]:
+def group_problems(
+    params: ResolvedParameters, cluster: Cluster, visible_gpus: int
+) -> tuple[list[str], list[str]]:
     """(errors, warnings) of running `params` in this group on this machine.
 
     The per-replica batch and the learning-rate scaling were resolved for workers.replicas

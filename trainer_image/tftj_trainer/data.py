@@ -162,11 +162,11 @@ def read_npz(files: Sequence[str], data: Data) -> Examples:
         features = np.asarray(archive[data.features_key], dtype=np.float32)
         labels = np.asarray(archive[data.label_key], dtype=np.float32)
         if features.ndim != 2:
-            raise DataError(f"{path}: {data.features_key!r} must be 2-D, has shape {features.shape}")
-        if len(labels) != len(features):
             raise DataError(
-                f"{path}: {len(features)} feature rows but {len(labels)} labels"
+                f"{path}: {data.features_key!r} must be 2-D, has shape {features.shape}"
             )
+        if len(labels) != len(features):
+            raise DataError(f"{path}: {len(features)} feature rows but {len(labels)} labels")
         parts.append(Examples(features, labels, np.full(len(features), file_index, np.int32)))
     return concatenate(parts)
 
@@ -195,8 +195,9 @@ def read_tfrecord(files: Sequence[str], data: Data) -> Examples:
             except tf.errors.InvalidArgumentError as error:
                 message = str(error.message)
         else:
-            raise DataError(f"{path}: records do not match the expected features: "
-                            f"{message.splitlines()[0]}")
+            raise DataError(
+                f"{path}: records do not match the expected features: {message.splitlines()[0]}"
+            )
         nonempty = [b for b in batches if len(b[0])]
         if not nonempty:
             raise DataError(f"{path}: no records")

@@ -26,8 +26,9 @@ class StepDurations(Collector):
     the sum one step ahead of the counts.
     """
 
-    def __init__(self, name: str, documentation: str, labels: Mapping[str, str],
-                 buckets: Sequence[float]) -> None:
+    def __init__(
+        self, name: str, documentation: str, labels: Mapping[str, str], buckets: Sequence[float]
+    ) -> None:
         self.name = name
         self.documentation = documentation
         self.label_names = list(labels)
@@ -44,8 +45,9 @@ class StepDurations(Collector):
         counts, total = list(self.counts), self.sum
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.label_names)
         uppers = [*(floatToGoString(b) for b in self.bounds), "+Inf"]
-        family.add_metric(self.label_values, list(zip(uppers, accumulate(counts), strict=True)),
-                          total)
+        family.add_metric(
+            self.label_values, list(zip(uppers, accumulate(counts), strict=True)), total
+        )
         yield family
 
 
@@ -60,36 +62,66 @@ class TrainerMetrics:
         self.epoch = Gauge(c.METRIC_EPOCH, "Epochs completed.", names, registry=r)
         self.epochs_target = Gauge(c.METRIC_EPOCHS_TARGET, "Epochs to train.", names, registry=r)
         self.step = Gauge(c.METRIC_STEP, "Global optimizer steps completed.", names, registry=r)
-        self.steps_target = Gauge(c.METRIC_STEPS_TARGET, "Optimizer steps to train.", names, registry=r)
-        self.loss = Gauge(c.METRIC_LOSS, "Latest loss (train: running mean of the epoch).",
-                          [*names, "split"], registry=r)
-        self.metric = Gauge(c.METRIC_VALUE, "Latest value of a training metric.",
-                            [*names, "name", "split"], registry=r)
-        self.learning_rate = Gauge(c.METRIC_LEARNING_RATE, "Current learning rate.", names,
-                                   registry=r)
+        self.steps_target = Gauge(
+            c.METRIC_STEPS_TARGET, "Optimizer steps to train.", names, registry=r
+        )
+        self.loss = Gauge(
+            c.METRIC_LOSS,
+            "Latest loss (train: running mean of the epoch).",
+            [*names, "split"],
+            registry=r,
+        )
+        self.metric = Gauge(
+            c.METRIC_VALUE,
+            "Latest value of a training metric.",
+            [*names, "name", "split"],
+            registry=r,
+        )
+        self.learning_rate = Gauge(
+            c.METRIC_LEARNING_RATE, "Current learning rate.", names, registry=r
+        )
         self.examples_per_second = Gauge(
             c.METRIC_EXAMPLES_PER_SECOND, "Recent global training throughput.", names, registry=r
         )
-        self.eta = Gauge(c.METRIC_ETA_SECONDS, "Estimated seconds until training completes.",
-                         names, registry=r)
+        self.eta = Gauge(
+            c.METRIC_ETA_SECONDS, "Estimated seconds until training completes.", names, registry=r
+        )
         self.step_duration = StepDurations(
-            c.METRIC_STEP_DURATION, "Wall time of one training step (or stepsPerExecution steps).",
-            self.labels, STEP_BUCKETS,
+            c.METRIC_STEP_DURATION,
+            "Wall time of one training step (or stepsPerExecution steps).",
+            self.labels,
+            STEP_BUCKETS,
         )
         r.register(self.step_duration)
-        self.checkpoints = Counter(c.METRIC_CHECKPOINTS, "Checkpoints saved by this process.",
-                                   names, registry=r)
-        self.attempt = Gauge(c.METRIC_ATTEMPT, "Attempt (0-based) this process runs in.", names,
-                             registry=r)
-        self.resumed_from_epoch = Gauge(c.METRIC_RESUMED_EPOCH,
-                                        "Epoch restored from the checkpoint at start.", names,
-                                        registry=r)
-        self.info = Gauge(c.METRIC_INFO, "Constant 1; labels describe the run.",
-                          [*names, "parameters_hash", "strategy"], registry=r)
+        self.checkpoints = Counter(
+            c.METRIC_CHECKPOINTS, "Checkpoints saved by this process.", names, registry=r
+        )
+        self.attempt = Gauge(
+            c.METRIC_ATTEMPT, "Attempt (0-based) this process runs in.", names, registry=r
+        )
+        self.resumed_from_epoch = Gauge(
+            c.METRIC_RESUMED_EPOCH,
+            "Epoch restored from the checkpoint at start.",
+            names,
+            registry=r,
+        )
+        self.info = Gauge(
+            c.METRIC_INFO,
+            "Constant 1; labels describe the run.",
+            [*names, "parameters_hash", "strategy"],
+            registry=r,
+        )
         # Labelled series exist only once touched: publish every unsplit one at 0 from the
         # start, so scrapers (and the operator) see the full set before the first step.
-        for family in (self.epoch, self.epochs_target, self.step, self.steps_target,
-                       self.checkpoints, self.attempt, self.resumed_from_epoch):
+        for family in (
+            self.epoch,
+            self.epochs_target,
+            self.step,
+            self.steps_target,
+            self.checkpoints,
+            self.attempt,
+            self.resumed_from_epoch,
+        ):
             family.labels(**self.labels)
 
     def serve(self, port: int, address: str = "0.0.0.0") -> int:
@@ -97,8 +129,9 @@ class TrainerMetrics:
         server, _thread = start_http_server(port, addr=address, registry=self.registry)
         return int(server.server_port)
 
-    def set_run(self, *, attempt: int, epochs: int, steps: int, parameters_hash: str,
-                strategy: str) -> None:
+    def set_run(
+        self, *, attempt: int, epochs: int, steps: int, parameters_hash: str, strategy: str
+    ) -> None:
         self.attempt.labels(**self.labels).set(attempt)
         self.epochs_target.labels(**self.labels).set(epochs)
         self.steps_target.labels(**self.labels).set(steps)
@@ -107,9 +140,14 @@ class TrainerMetrics:
     def observe_step(self, seconds: float) -> None:
         self.step_duration.observe(seconds)
 
-    def set_progress(self, *, step: int, learning_rate: float | None = None,
-                     examples_per_second: float | None = None,
-                     eta_seconds: float | None = None) -> None:
+    def set_progress(
+        self,
+        *,
+        step: int,
+        learning_rate: float | None = None,
+        examples_per_second: float | None = None,
+        eta_seconds: float | None = None,
+    ) -> None:
         self.step.labels(**self.labels).set(step)
         if learning_rate is not None:
             self.learning_rate.labels(**self.labels).set(learning_rate)
@@ -135,4 +173,3 @@ class TrainerMetrics:
 
     def checkpoint_saved(self) -> None:
         self.checkpoints.labels(**self.labels).inc()
-

@@ -35,7 +35,11 @@ INITIALIZERS: dict[str, Any] = {
     "lecun-normal": keras.initializers.LecunNormal,
 }
 OUTPUT_ACTIVATION = {"classification": "softmax", "binary": "sigmoid", "regression": "linear"}
-POLICIES = {"float32": "float32", "mixed-float16": "mixed_float16", "mixed-bfloat16": "mixed_bfloat16"}
+POLICIES = {
+    "float32": "float32",
+    "mixed-float16": "mixed_float16",
+    "mixed-bfloat16": "mixed_bfloat16",
+}
 
 
 def metric_key(name: str) -> str:
@@ -51,7 +55,9 @@ def set_precision(precision: str) -> keras.mixed_precision.Policy:
     if precision != "float32" and not tf.config.list_physical_devices("GPU"):
         log.warning(
             "training.precision is %s but this worker has no GPU: computing in %s on CPU is "
-            "slower than float32", precision, policy.compute_dtype
+            "slower than float32",
+            precision,
+            policy.compute_dtype,
         )
     return policy
 
@@ -116,7 +122,9 @@ def build_custom(input_dim: int, params: ResolvedParameters) -> keras.Model:
     try:
         model = function(input_dim, params)
     except Exception as error:
-        raise ModelError(f"model.builder {target} failed: {type(error).__name__}: {error}") from None
+        raise ModelError(
+            f"model.builder {target} failed: {type(error).__name__}: {error}"
+        ) from None
     if not isinstance(model, keras.Model):
         raise ModelError(
             f"model.builder {target} returned {type(model).__name__}, not a tf_keras Model"
@@ -170,12 +178,15 @@ def make_metrics(training: Training) -> list[keras.metrics.Metric]:
     binary = training.loss in ("binary-crossentropy", "hinge")
     factories: dict[str, Any] = {
         "accuracy": (
-            keras.metrics.BinaryAccuracy if binary
-            else keras.metrics.CategoricalAccuracy if one_hot
+            keras.metrics.BinaryAccuracy
+            if binary
+            else keras.metrics.CategoricalAccuracy
+            if one_hot
             else keras.metrics.SparseCategoricalAccuracy
         ),
         "top-5-accuracy": (
-            (lambda name: keras.metrics.TopKCategoricalAccuracy(k=5, name=name)) if one_hot
+            (lambda name: keras.metrics.TopKCategoricalAccuracy(k=5, name=name))
+            if one_hot
             else (lambda name: keras.metrics.SparseTopKCategoricalAccuracy(k=5, name=name))
         ),
         "auc": keras.metrics.AUC,

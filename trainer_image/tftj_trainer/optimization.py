@@ -95,9 +95,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: 
         }
 
 
-def learning_rate_schedule(
-    schedule: Schedule, rate: float, steps: ScheduleSteps
-) -> WarmupSchedule:
+def learning_rate_schedule(schedule: Schedule, rate: float, steps: ScheduleSteps) -> WarmupSchedule:
     return WarmupSchedule(
         rate=rate,
         kind=schedule.type,

@@ -63,15 +63,17 @@ class SummaryLogger:
     TensorFlow ops. The writer's thread does the file I/O, so the loop only hands over events.
     """
 
-    def __init__(self, logdir: Path, params: ResolvedParameters,
-                 metric_names: Sequence[str]) -> None:
+    def __init__(
+        self, logdir: Path, params: ResolvedParameters, metric_names: Sequence[str]
+    ) -> None:
         self.run_dir = logdir / run_name(params)
         self._write_hparams(logdir, params, metric_names)
         self.train = EventFileWriter(str(self.run_dir / "train"))
         self.validation = EventFileWriter(str(self.run_dir / "validation"))
 
-    def _write_hparams(self, logdir: Path, params: ResolvedParameters,
-                       names: Sequence[str]) -> None:
+    def _write_hparams(
+        self, logdir: Path, params: ResolvedParameters, names: Sequence[str]
+    ) -> None:
         values = flat_hparams(params)
         metrics = [
             hp.Metric(f"epoch_{name}", group=group, display_name=f"{group} {name}")
@@ -94,14 +96,19 @@ class SummaryLogger:
 
     def steps(self, step: int, values: Mapping[str, float]) -> None:
         """batch_<name> values (running epoch means), learning_rate, examples_per_second."""
-        self._write(self.train,
-                    step, {n if n in PLAIN_TAGS else f"batch_{n}": v for n, v in values.items()})
+        self._write(
+            self.train, step, {n if n in PLAIN_TAGS else f"batch_{n}": v for n, v in values.items()}
+        )
 
-    def epoch(self, epoch: int, train: Mapping[str, float],
-              validation: Mapping[str, float]) -> None:
+    def epoch(
+        self, epoch: int, train: Mapping[str, float], validation: Mapping[str, float]
+    ) -> None:
         for writer, values in ((self.train, train), (self.validation, validation)):
-            self._write(writer, epoch,
-                        {n if n in PLAIN_TAGS else f"epoch_{n}": v for n, v in values.items()})
+            self._write(
+                writer,
+                epoch,
+                {n if n in PLAIN_TAGS else f"epoch_{n}": v for n, v in values.items()},
+            )
             writer.flush()
 
     def close(self) -> None:

@@ -59,16 +59,17 @@ class Prepared:
     schedule: WarmupSchedule
 
 
-def dataset_fn(examples: Examples, params: ResolvedParameters, *, training: bool, policy: str,
-               what: str) -> Any:
+def dataset_fn(
+    examples: Examples, params: ResolvedParameters, *, training: bool, policy: str, what: str
+) -> Any:
     """A tf.distribute dataset function: this input pipeline's shard, per-replica batches."""
     batch = params.spec.training.batch_size
 
     def build(context: tf.distribute.InputContext) -> Any:
-        mine = shard(examples, policy, context.num_input_pipelines, context.input_pipeline_id,
-                     what)
-        return make_dataset(mine, params, training=training,
-                            batch_size=context.get_per_replica_batch_size(batch))
+        mine = shard(examples, policy, context.num_input_pipelines, context.input_pipeline_id, what)
+        return make_dataset(
+            mine, params, training=training, batch_size=context.get_per_replica_batch_size(batch)
+        )
 
     return build
 
@@ -100,49 +101,95 @@ def prepare(params: ResolvedParameters, cluster: Cluster, strategy: Any) -> Prep
     validation_data = None
     if splits.validation is not None:
         validation_steps = steps_for(len(splits.validation), training.batch_size)
-        validation_data = distribute(strategy, cluster, dataset_fn(
-            splits.validation, params, training=False, policy=policy, what="validation data"))
-    train_data = distribute(strategy, cluster, dataset_fn(
-        splits.train, params, training=True, policy=policy, what="training data"))
+        validation_data = distribute(
+            strategy,
+            cluster,
+            dataset_fn(
+                splits.validation, params, training=False, policy=policy, what="validation data"
+            ),
+        )
+    train_data = distribute(
+        strategy,
+        cluster,
+        dataset_fn(splits.train, params, training=True, policy=policy, what="training data"),
+    )
     with strategy.scope():
         model = build_model(splits.num_features, params)
-        schedule = learning_rate_schedule(training.schedule, params.derived.effective_learning_rate,
-                                          steps)
+        schedule = learning_rate_schedule(
+            training.schedule, params.derived.effective_learning_rate, steps
+        )
         optimizer = make_optimizer(training, schedule)
         compile_model(model, params, optimizer)
-    return Prepared(model, splits, policy, steps, validation_steps, train_data, validation_data,
-                    precision, schedule)
+    return Prepared(
+        model,
+        splits,
+        policy,
+        steps,
+        validation_steps,
+        train_data,
+        validation_data,
+        precision,
+        schedule,
+    )
 
 
-def make_callbacks(params: ResolvedParameters, p: Prepared, metrics: TrainerMetrics,
-                   summaries: SummaryLogger | None, checkpoints: Checkpoints,
-                   stop: StopOnSignal) -> list[keras.callbacks.Callback]:
+def make_callbacks(
+    params: ResolvedParameters,
+    p: Prepared,
+    metrics: TrainerMetrics,
+    summaries: SummaryLogger | None,
+    checkpoints: Checkpoints,
+    stop: StopOnSignal,
+) -> list[keras.callbacks.Callback]:
     spec = params.spec
     training = spec.training
     return [
-        Reporting(metrics=metrics, summaries=summaries, names=training.metrics or ["loss"],
-                  frequency=spec.logging.frequency, steps_per_epoch=p.steps.steps_per_epoch,
-                  epochs=training.epochs, global_batch=training.batch_size, schedule=p.schedule),
-        Checkpointing(checkpoints, metrics, frequency=spec.checkpoint.frequency,
-                      epochs=training.epochs),
+        Reporting(
+            metrics=metrics,
+            summaries=summaries,
+            names=training.metrics or ["loss"],
+            frequency=spec.logging.frequency,
+            steps_per_epoch=p.steps.steps_per_epoch,
+            epochs=training.epochs,
+            global_batch=training.batch_size,
+            schedule=p.schedule,
+        ),
+        Checkpointing(
+            checkpoints, metrics, frequency=spec.checkpoint.frequency, epochs=training.epochs
+        ),
         stop,
     ]
 
 
-def train(params: ResolvedParameters, paths: StoragePaths, cluster: Cluster, strategy: Any,
-          metrics: TrainerMetrics, attempt: int,
-          extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> None:
+def train(
+    params: ResolvedParameters,
+    paths: StoragePaths,
+    cluster: Cluster,
+    strategy: Any,
+    metrics: TrainerMetrics,
+    attempt: int,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> None:
     """Train (resuming from the latest checkpoint) and export. `extra_callbacks` run after the
     trainer's own, so they see the full cost of each epoch (bench/trainer_bench.py times it)."""
     spec = params.spec
     training = spec.training
     stop = StopOnSignal()
     p = prepare(params, cluster, strategy)
-    metrics.set_run(attempt=attempt, epochs=training.epochs, steps=p.steps.total_steps,
-                    parameters_hash=params.parameters_hash,
-                    strategy=type(strategy).__name__)
-    checkpoints = Checkpoints(p.model, paths.checkpoints, is_chief=cluster.is_chief,
-                              worker=cluster.index, max_to_keep=spec.checkpoint.max_to_keep)
+    metrics.set_run(
+        attempt=attempt,
+        epochs=training.epochs,
+        steps=p.steps.total_steps,
+        parameters_hash=params.parameters_hash,
+        strategy=type(strategy).__name__,
+    )
+    checkpoints = Checkpoints(
+        p.model,
+        paths.checkpoints,
+        is_chief=cluster.is_chief,
+        worker=cluster.index,
+        max_to_keep=spec.checkpoint.max_to_keep,
+    )
     summaries = None
     try:
         start_epoch = checkpoints.restore()
@@ -151,17 +198,27 @@ def train(params: ResolvedParameters, paths: StoragePaths, cluster: Cluster, str
         log.info(
             "worker %d/%d: %d training / %d validation examples, %d features, shard policy %s, "
             "%d steps per epoch, starting at epoch %d of %d",
-            cluster.index, cluster.size, len(p.splits.train),
+            cluster.index,
+            cluster.size,
+            len(p.splits.train),
             len(p.splits.validation) if p.splits.validation is not None else 0,
-            p.splits.num_features, p.shard_policy, p.steps.steps_per_epoch, start_epoch,
+            p.splits.num_features,
+            p.shard_policy,
+            p.steps.steps_per_epoch,
+            start_epoch,
             training.epochs,
         )
         if cluster.is_chief:
             summaries = SummaryLogger(paths.logs, params, training.metrics or ["loss"])
         own = make_callbacks(params, p, metrics, summaries, checkpoints, stop)
         reporting = next(c for c in own if isinstance(c, Reporting))
-        callbacks = TrainerCallbacks([*own, *extra_callbacks], per_step=reporting, model=p.model,
-                                     epochs=training.epochs, steps=p.steps.steps_per_epoch)
+        callbacks = TrainerCallbacks(
+            [*own, *extra_callbacks],
+            per_step=reporting,
+            model=p.model,
+            epochs=training.epochs,
+            steps=p.steps.steps_per_epoch,
+        )
         if start_epoch < training.epochs:
             p.model.fit(
                 p.train_data,
@@ -174,8 +231,10 @@ def train(params: ResolvedParameters, paths: StoragePaths, cluster: Cluster, str
                 verbose=0,
             )
         if stop.received is not None:
-            raise PreemptedError(f"stopped by signal {stop.received} during training; resume "
-                                 "from the latest checkpoint")
+            raise PreemptedError(
+                f"stopped by signal {stop.received} during training; resume "
+                "from the latest checkpoint"
+            )
         log.info("worker %d: final weights digest %s", cluster.index, weights_digest(p.model))
         if spec.export.enabled:
             export_model(p.model, paths.export, is_chief=cluster.is_chief, worker=cluster.index)

@@ -21,14 +21,27 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("file", type=Path, help="TFTrainingJob manifest (YAML)")
-    parser.add_argument("--workdir", type=Path, default=Path(".work/run"),
-                        help="holds params.yaml, logs/, checkpoints/, export/ and worker logs; "
-                        "an existing one resumes from its checkpoints (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="worker processes (overrides spec.workers.replicas)")
-    parser.add_argument("--grace-seconds", type=float, default=10.0,
-                        help="after Ctrl-C or a failure, how long workers get to exit after "
-                        "SIGTERM before SIGKILL (default: %(default)s)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(".work/run"),
+        help="holds params.yaml, logs/, checkpoints/, export/ and worker logs; "
+        "an existing one resumes from its checkpoints (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes (overrides spec.workers.replicas)",
+    )
+    parser.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=10.0,
+        help="after Ctrl-C or a failure, how long workers get to exit after "
+        "SIGTERM before SIGKILL (default: %(default)s)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -38,5 +51,11 @@ def handle(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         print("tftj run: --workers must be at least 1")
         return 2
-    return run_local(RunOptions(manifest=args.file, workdir=args.workdir, workers=args.workers,
-                                grace_seconds=args.grace_seconds))
+    return run_local(
+        RunOptions(
+            manifest=args.file,
+            workdir=args.workdir,
+            workers=args.workers,
+            grace_seconds=args.grace_seconds,
+        )
+    )

@@ -140,8 +140,11 @@ def run_local(options: RunOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
     params_path = workdir / "params.yaml"
     write_params(params, params_path)
     count = spec.workers.replicas
-    print(f"tftj run: job {params.job.name}, {count} worker(s) on CPU, parameters "
-          f"{params.parameters_hash}, written to {params_path}", file=out)
+    print(
+        f"tftj run: job {params.job.name}, {count} worker(s) on CPU, parameters "
+        f"{params.parameters_hash}, written to {params_path}",
+        file=out,
+    )
     for line in locations(params, workdir):
         print(line, file=out)
     out.flush()
@@ -153,18 +156,28 @@ def run_local(options: RunOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
     attempt = 0
     try:
         while True:
-            group = WorkerGroup.start(count=count, params=params_path, workdir=workdir,
-                                      job=params.job.name, attempt=attempt)
+            group = WorkerGroup.start(
+                count=count,
+                params=params_path,
+                workdir=workdir,
+                job=params.job.name,
+                attempt=attempt,
+            )
             try:
                 failed = watch(group, printer, deadline)
             except (KeyboardInterrupt, DeadlineExceeded) as stop:
                 printer.end()
-                why = "interrupted" if isinstance(stop, KeyboardInterrupt) else (
-                    f"runPolicy.activeDeadlineSeconds ({deadline_s}s) exceeded")
+                why = (
+                    "interrupted"
+                    if isinstance(stop, KeyboardInterrupt)
+                    else (f"runPolicy.activeDeadlineSeconds ({deadline_s}s) exceeded")
+                )
                 print(f"tftj run: {why}: stopping {count} worker(s)", file=err)
                 group.stop(options.grace_seconds)
-                print("tftj run: workers stopped; a new run resumes from the latest "
-                      "checkpoint", file=err)
+                print(
+                    "tftj run: workers stopped; a new run resumes from the latest checkpoint",
+                    file=err,
+                )
                 return 130 if isinstance(stop, KeyboardInterrupt) else 1
             printer.end()
             if failed is None:
@@ -183,8 +196,11 @@ def run_local(options: RunOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
                 print(f"tftj run: training failed: worker {failed.index}: {message}", file=err)
                 return code if 0 < code < 128 else 1
             attempt += 1
-            print(f"tftj run: worker {failed.index} failed ({message}); restarting all workers "
-                  f"from the latest checkpoint (restart {attempt} of "
-                  f"{spec.run_policy.backoff_limit})", file=err)
+            print(
+                f"tftj run: worker {failed.index} failed ({message}); restarting all workers "
+                f"from the latest checkpoint (restart {attempt} of "
+                f"{spec.run_policy.backoff_limit})",
+                file=err,
+            )
     finally:
         signal.signal(signal.SIGTERM, previous)

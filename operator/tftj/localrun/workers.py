@@ -64,8 +64,16 @@ class WorkerGroup:
     workers: list[Worker] = field(default_factory=list)
 
     @classmethod
-    def start(cls, *, count: int, params: Path, workdir: Path, job: str, attempt: int,
-              python: str = sys.executable) -> WorkerGroup:
+    def start(
+        cls,
+        *,
+        count: int,
+        params: Path,
+        workdir: Path,
+        job: str,
+        attempt: int,
+        python: str = sys.executable,
+    ) -> WorkerGroup:
         ports = free_ports(2 * count)
         hosts = ",".join(f"127.0.0.1:{port}" for port in ports[:count])
         logs = workdir / "workers"
@@ -74,14 +82,16 @@ class WorkerGroup:
         for index in range(count):
             env = dict(os.environ)
             env.pop("TF_CONFIG", None)  # built by the trainer from the operator's variables
-            env.update({
-                ENV_WORKER_HOSTS: hosts,
-                ENV_WORKER_INDEX: str(index),
-                ENV_ATTEMPT: str(attempt),
-                ENV_STORAGE_ROOT: str(workdir),
-                ENV_JOB_NAME: job,
-                "PYTHONUNBUFFERED": "1",
-            })
+            env.update(
+                {
+                    ENV_WORKER_HOSTS: hosts,
+                    ENV_WORKER_INDEX: str(index),
+                    ENV_ATTEMPT: str(attempt),
+                    ENV_STORAGE_ROOT: str(workdir),
+                    ENV_JOB_NAME: job,
+                    "PYTHONUNBUFFERED": "1",
+                }
+            )
             log = logs / f"worker-{index}.log"
             termination = logs / f"worker-{index}.termination"
             termination.unlink(missing_ok=True)
@@ -89,10 +99,25 @@ class WorkerGroup:
                 out.write(f"---- attempt {attempt} ----\n".encode())
                 out.flush()
                 process = subprocess.Popen(
-                    [python, "-m", "tftj_trainer", "--params", str(params),
-                     "--storage-root", str(workdir), "--metrics-port", str(ports[count + index]),
-                     "--metrics-address", "127.0.0.1", "--termination-log", str(termination)],
-                    env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    [
+                        python,
+                        "-m",
+                        "tftj_trainer",
+                        "--params",
+                        str(params),
+                        "--storage-root",
+                        str(workdir),
+                        "--metrics-port",
+                        str(ports[count + index]),
+                        "--metrics-address",
+                        "127.0.0.1",
+                        "--termination-log",
+                        str(termination),
+                    ],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
                     # Own session: a terminal's Ctrl-C reaches `tftj run` only, which then
                     # stops the workers in order instead of them dying mid-save.
                     start_new_session=True,
@@ -103,14 +128,23 @@ class WorkerGroup:
 
     def write_state(self, path: Path, attempt: int) -> None:
         """Pids and ports of the running attempt, for people (and tests) looking in."""
-        path.write_text(json.dumps({
-            "attempt": attempt,
-            "workers": [
-                {"index": w.index, "pid": w.process.pid, "metricsPort": w.metrics_port,
-                 "log": str(w.log)}
-                for w in self.workers
-            ],
-        }, indent=2))
+        path.write_text(
+            json.dumps(
+                {
+                    "attempt": attempt,
+                    "workers": [
+                        {
+                            "index": w.index,
+                            "pid": w.process.pid,
+                            "metricsPort": w.metrics_port,
+                            "log": str(w.log),
+                        }
+                        for w in self.workers
+                    ],
+                },
+                indent=2,
+            )
+        )
 
     @property
     def chief(self) -> Worker:
