@@ -23,7 +23,7 @@ testbin:
 lint: setup
 	.venv/bin/ruff check operator trainer_image tests bench testbin
 	.venv/bin/ruff format --check operator trainer_image tests bench testbin
-	.venv/bin/mypy operator/tftj/api operator/tftj/operator/reconcile.py operator/tftj/operator/children.py operator/tftj/operator/conditions.py operator/tftj/operator/status.py operator/tftj/trainerprogress.py
+	.venv/bin/mypy operator/tftj trainer_image/tftj_trainer
 	.venv/bin/lint-imports
 
 test: setup system-deps testbin lint

@@ -136,6 +136,7 @@ def make_strategy(cluster: Cluster) -> Any:
         return tf.distribute.get_strategy()
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy()
+    assert collective is not None  # strategy_plan names one for every multi-worker plan
     implementation = getattr(tf.distribute.experimental.CommunicationImplementation, collective)
     options = tf.distribute.experimental.CommunicationOptions(implementation=implementation)
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)

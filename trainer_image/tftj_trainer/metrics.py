@@ -44,7 +44,8 @@ class StepDurations(Collector):
     def collect(self) -> Iterator[HistogramMetricFamily]:
         counts, total = list(self.counts), self.sum
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.label_names)
-        uppers = [*(floatToGoString(b) for b in self.bounds), "+Inf"]
+        # floatToGoString is how prometheus_client spells `le` itself; it is unannotated.
+        uppers = [*(floatToGoString(b) for b in self.bounds), "+Inf"]  # type: ignore[no-untyped-call]
         family.add_metric(
             self.label_values, list(zip(uppers, accumulate(counts), strict=True)), total
         )
