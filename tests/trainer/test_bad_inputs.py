@@ -68,7 +68,7 @@ def make_cases(tmp: Path) -> dict[str, tuple[Path, Case]]:
     invalid.write_text(yaml.safe_dump(document))
     cases["params failing validation"] = (
         invalid,
-        Case(ExitCode.BAD_PARAMETERS, ("spec.training.learningRate", "greater than 0")),
+        Case(ExitCode.BAD_PARAMETERS, ("spec.training.learningRate", "must be > 0", "got -1")),
     )
     edited = write_params(tmp, "edited")
     document = yaml.safe_load(edited.read_text())

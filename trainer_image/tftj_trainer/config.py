@@ -7,7 +7,6 @@ parses it with the same pydantic models, checks it is a fixed point of resolve()
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 from tftj.api.contract import ENV_STORAGE_ROOT
+from tftj.api.messages import translate
 from tftj.api.resolve import ResolvedParameters, resolve, resolved_from_dict, resolved_to_dict
+from tftj.api.validate import validate
 
 from tftj_trainer.exitcodes import ParametersError
 
@@ -58,31 +59,25 @@ def load_params(path: str | os.PathLike[str]) -> ResolvedParameters:
 
 
 def first_validation_error(error: ValidationError) -> str:
-    """`spec.training.learningRate: Input should be greater than 0` (plus a count of others)."""
-    errors = error.errors()
-    first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(root)"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    """`spec.training.learningRate: must be > 0 and <= 10, got -1` (plus a count of others)."""
+    problems = [str(problem) for problem in translate(error)]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}"
 
 
 def semantic_errors(params: ResolvedParameters) -> list[str]:
-    """Cross-field rules from tftj.api.validate, when that module is available.
+    """Cross-field rules from tftj.api.validate.
 
     The schema's per-field rules are already enforced by the pydantic models; validate() adds
     the cross-field ones (loss fits task, batch divisible by replicas, ...).
     """
-    if importlib.util.find_spec("tftj.api.validate") is None:
-        return []
-    from tftj.api import validate as validation
-
     manifest: dict[str, Any] = {
         "apiVersion": "tftj.dev/v1alpha1",
         "kind": "TFTrainingJob",
         "metadata": {"name": params.job.name, "namespace": params.job.namespace or "default"},
         "spec": params.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
     }
-    return [str(problem) for problem in validation.validate(manifest).errors]
+    return [str(problem) for problem in validate(manifest).errors]
 
 
 @dataclass(frozen=True)

@@ -138,9 +138,6 @@ class TrainerMetrics:
         self.steps_target.labels(**self.labels).set(steps)
         self.info.labels(**self.labels, parameters_hash=parameters_hash, strategy=strategy).set(1)
 
-    def observe_step(self, seconds: float) -> None:
-        self.step_duration.observe(seconds)
-
     def set_progress(
         self,
         *,

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tftj.api.errors import format_loc
 from tftj.api.naming import max_job_name_length
 from tftj.api.resolve import DEFAULT_LOSS
 from tftj.api.rules import (
@@ -43,9 +44,7 @@ class CelRule:
     @property
     def reported_path(self) -> str:
         """The path the apiserver (and validate()) reports, e.g. spec.training.batchSize."""
-        path = ""
-        for key in self.at:
-            path += "[0]" if key == ITEMS else (f".{key}" if path else key)
+        path = format_loc([0 if key == ITEMS else key for key in self.at])
         tail = (self.field_path or "").lstrip(".")
         return f"{path}.{tail}" if path and tail else (path or tail)
 

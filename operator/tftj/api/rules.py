@@ -409,11 +409,6 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-# Warnings about the cluster only: `tftj run` keeps checkpoints in its work directory, so a local
-# run may drop these.
-CLUSTER_ONLY_RULES = frozenset({"restarts_without_storage"})
-
-
 def check_resolved(spec: TFTrainingJobSpec, derived: Derived) -> Iterator[Problem]:
     """Every cross-field problem of a resolved spec (resolve_spec) and its derived values."""
     for rule in RULES:

@@ -78,11 +78,6 @@ def _cached(model: type[Any]) -> Schema:
     return inline_schema(model)
 
 
-def job_schema() -> Schema:
-    """The whole TFTrainingJob (apiVersion, kind, metadata, spec, status as free-form)."""
-    return copy.deepcopy(_cached(TFTrainingJob))
-
-
 def spec_schema() -> Schema:
     return {**copy.deepcopy(_cached(TFTrainingJobSpec)), "description": SPEC_DESCRIPTION}
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from tftj.api.models import TFTrainingJob
+from tftj.api.validate import validate
 
 Obj = dict[str, Any]
 
@@ -49,25 +47,8 @@ def _manifest(body: Obj) -> Obj:
     }
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def validation(body: Obj) -> Review:
-    manifest = _manifest(body)
-    try:
-        from tftj.api.validate import validate  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        # Before tftj.api.validate existed: the schema's own checks, with field paths.
-        try:
-            TFTrainingJob.model_validate(manifest)
-        except ValidationError as exc:
-            return Review(errors=[f"{_loc(e['loc'])}: {e['msg']}" for e in exc.errors()])
-        return Review()
-    report = validate(manifest)
+    report = validate(_manifest(body))
     return Review(
         errors=[str(p) for p in report.errors], warnings=[str(p) for p in report.warnings]
     )

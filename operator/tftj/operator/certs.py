@@ -29,9 +29,6 @@ class CertPaths:
     certfile: Path
     keyfile: Path
 
-    def ca_bundle(self) -> bytes:
-        return self.cafile.read_bytes()
-
 
 def paths(directory: Path) -> CertPaths:
     return CertPaths(directory / CA_FILE, directory / CERT_FILE, directory / KEY_FILE)

@@ -218,9 +218,7 @@ def _api_error(exc: ApiException) -> str:
     return f"{exc.status} {message}"
 
 
-def _admission_review(
-    controller: Controller, body: Any, old: Any, operation: str | None, warnings: list[str]
-) -> None:
+def _admission_review(body: Any, old: Any, operation: str | None, warnings: list[str]) -> None:
     op = operation or "UNKNOWN"
     started = time.perf_counter()
     try:
@@ -346,9 +344,7 @@ def build_registry(controller: Controller, *, webhook: bool) -> kopf.OperatorReg
         )
         def validate(body: kopf.Body, warnings: list[str], **kwargs: Any) -> None:
             # `old` and `operation` are passed by kopf but not in its typing protocol.
-            _admission_review(
-                controller, body, kwargs.get("old"), kwargs.get("operation"), warnings
-            )
+            _admission_review(body, kwargs.get("old"), kwargs.get("operation"), warnings)
 
     return registry
 

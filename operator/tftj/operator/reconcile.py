@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from tftj.api import naming
 from tftj.api.contract import failure_kind
+from tftj.api.messages import translate
 from tftj.api.models import TFTrainingJobSpec
 from tftj.api.resolve import ResolvedParameters, resolve, resolved_to_dict
 from tftj.operator import conditions
@@ -170,11 +171,7 @@ def drift_patch(desired: Obj, actual: Obj) -> Obj | None:
 
 
 def spec_errors(error: ValidationError) -> str:
-    parts = []
-    for err in error.errors():
-        path = ".".join(str(p) for p in ("spec", *err["loc"]))
-        parts.append(f"{path}: {err['msg']}")
-    return "; ".join(parts)
+    return "; ".join(str(problem) for problem in translate(error, ("spec",)))
 
 
 def failure_message(failure: WorkerFailure) -> str:
