@@ -110,9 +110,36 @@ def step(
     plan = reconcile(
         Observed(job=job, children=kids, attempt_jobs=list(jobs), pods=list(pods), now=now, **kw)
     )
+    assert_transitions_announced(job.get("status") or {}, plan)
     if plan.status is not None:
         job["status"] = plan.status
     return plan
+
+
+def _phase(status: dict[str, Any]) -> tuple[Any, Any]:
+    phase = status.get("phase")
+    held = [c for c in status.get("conditions") or [] if c["type"] == phase]
+    return phase, held[0].get("reason") if held else None
+
+
+def assert_transitions_announced(old: dict[str, Any], plan: Plan) -> None:
+    """Every phase change, and every condition turning False, comes with its event: whichever
+    branch of reconcile() decided it, the plan carries the events with the status."""
+    if plan.status is None:
+        return
+    reasons = {e.reason for e in plan.events}
+    phase, reason = _phase(plan.status)
+    if (phase, reason) != _phase(old):
+        assert reason in reasons, f"phase {phase} ({reason}) without an event: {plan.events}"
+    created = _condition(plan.status, "Created")
+    if created.get("status") == "False" and created.get("reason") != _condition(old, "Created").get(
+        "reason"
+    ):
+        assert created["reason"] in reasons, f"Created={created['reason']} without an event"
+
+
+def _condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
 
 
 def condition(job: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -328,6 +355,19 @@ def test_invalid_spec_is_reported_not_raised() -> None:
     assert plan.creates == []
     created = condition(job, "Created")
     assert created["status"] == "False" and "spec.training.learningRate" in created["message"]
+    assert "must be > 0" in created["message"]  # the same words as tftj validate
+
+
+def test_invalid_spec_is_announced_once_as_a_warning() -> None:
+    job = make_job({"training": {"learningRate": -1}})
+    plan = step(job, children=False)
+    warnings = [e for e in plan.events if e.type == "Warning" and e.reason == "InvalidSpec"]
+    assert warnings and "spec.training.learningRate" in warnings[0].message
+    assert step(job, children=False).events == []  # unchanged: nothing new to say
+    job["spec"]["training"]["learningRate"] = 0.01
+    plan = step(job, children=False)
+    assert any(e.reason == "AttemptCreated" for e in plan.events)
+    assert condition(job, "Created")["status"] == "True"
 
 
 def test_children_not_observed_are_left_alone() -> None:

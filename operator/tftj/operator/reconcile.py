@@ -384,152 +384,223 @@ def _spec(job: Obj) -> TFTrainingJobSpec:
     return TFTrainingJobSpec.model_validate(job.get("spec") or {})
 
 
-def reconcile(observed: Observed, timing: Timing = Timing()) -> Plan:
-    job = observed.job
-    meta = job["metadata"]
-    name, namespace = str(meta["name"]), str(meta.get("namespace") or "")
-    status = _Status(dict(job.get("status") or {}), observed.now, meta.get("generation"))
-    plan = Plan()
+@dataclass(frozen=True)
+class _Attempt:
+    """The attempt the job is on and what is left of the others."""
 
-    try:
-        spec = _spec(job)
-    except ValidationError as exc:
-        # Only without the webhook (or with an older schema) can this happen; say so in
-        # status and wait for a fixed spec rather than crash-looping.
-        status.condition(conditions.CREATED, "False", "InvalidSpec", spec_errors(exc))
-        if not status.new.get("phase"):
-            status.phase("Pending", "InvalidSpec", "the spec is invalid: see the Created condition")
-        plan.status = status.result()
-        return plan
+    number: int
+    name: str  # its Job's name
+    job: Obj | None  # its Job; None when absent or already being deleted
+    pods: list[Obj]
+    leftovers: list[Obj]  # Jobs of other attempts, plus this one's while it is deleted
+    leftover_pods: list[Obj]
 
-    resolved: ResolvedParameters = resolve(spec, name=name, namespace=namespace)
-    status.new["resolvedParameters"] = resolved_to_dict(resolved)
-    status.new["parametersHash"] = resolved.parameters_hash
-    status.new["gpus"] = resolved.derived.total_gpus
-    status.new.setdefault("attempt", 0)
-    status.new.setdefault("restarts", 0)
 
-    attempt = max(
+def _attempt(status: _Status, observed: Observed, name: str) -> _Attempt:
+    """The highest attempt the status or any Job knows of: a restart decided before a crash
+    is never undone by a stale read."""
+    number = max(
         [int(status.old.get("attempt") or 0)]
         + [a for a in map(attempt_of, observed.attempt_jobs) if a is not None]
     )
-    status.new["attempt"] = attempt
-    current_pods = [p for p in observed.pods if attempt_of(p) == attempt]
-    _replica_counts(status, current_pods, spec.workers.replicas)
+    status.new["attempt"] = number
+    job_name = naming.attempt_job_name(name, number)
+    current = next((j for j in observed.attempt_jobs if _name(j) == job_name), None)
+    leftovers = [j for j in observed.attempt_jobs if attempt_of(j) != number]
+    if current is not None and _is_deleting(current):
+        leftovers.append(current)
+        current = None
+    return _Attempt(
+        number=number,
+        name=job_name,
+        job=current,
+        pods=[p for p in observed.pods if attempt_of(p) == number],
+        leftovers=leftovers,
+        leftover_pods=[p for p in observed.pods if attempt_of(p) != number],
+    )
+
+
+def reconcile(observed: Observed, timing: Timing = Timing()) -> Plan:
+    """The plan for what `observed` shows.
+
+    Each policy is one step below; a step that ends the decision simply returns. Whichever
+    step that is, the status built so far and the events its transitions imply go into the
+    plan here, in one place, so no branch can drop part of it.
+    """
+    job = observed.job
+    meta = job["metadata"]
+    status = _Status(dict(job.get("status") or {}), observed.now, meta.get("generation"))
+    plan = Plan()
+    _decide(plan, status, observed, timing)
+    plan.status = status.result()
+    plan.events = status.events
+    return plan
+
+
+def _decide(plan: Plan, status: _Status, observed: Observed, timing: Timing) -> None:
+    job = observed.job
+    meta = job["metadata"]
+    name, namespace = str(meta["name"]), str(meta.get("namespace") or "")
+    try:
+        spec = _spec(job)
+    except ValidationError as exc:
+        _invalid_spec(status, exc)
+        return
+    resolved = resolve(spec, name=name, namespace=namespace)
+    _resolved_status(status, resolved)
+    attempt = _attempt(status, observed, name)
+    _replica_counts(status, attempt.pods, spec.workers.replicas)
     _progress(status, observed)
 
     if status.old.get("phase") in conditions.TERMINAL_PHASES:
-        if (status.old.get("lastFailure") or {}).get("reason") == "DeadlineExceeded":
-            # Stopping the workers may not have happened before a crash: make sure it does.
-            plan.deletions += [
-                Deletion("batch/v1", "Job", _name(j))
-                for j in observed.attempt_jobs
-                if job_outcome(j) is None and not _is_deleting(j)
-            ]
-        _finished(plan, status, spec, observed)
-        plan.status = status.result()
-        plan.events = status.events
-        return plan
+        _terminal(plan, status, spec, observed)
+        return
+    _long_lived_children(plan, observed, resolved)
+    plan.deletions += [
+        Deletion("batch/v1", "Job", _name(j)) for j in attempt.leftovers if not _is_deleting(j)
+    ]
+    if _deadline(plan, status, spec, attempt, observed.now):
+        return
+    if spec.run_policy.suspend:
+        _suspend(plan, status, attempt)
+    elif attempt.job is None:
+        _start(plan, status, spec, attempt, job, resolved, timing)
+    else:
+        _active(plan, status, spec, attempt.number, attempt.job, attempt.pods, timing)
+        if status.new.get("phase") in conditions.TERMINAL_PHASES:
+            _finished(plan, status, spec, observed)
+    if plan.requeue_after is None:
+        plan.wake(timing.resync_seconds)
 
-    # Long-lived children: create what is missing, patch what drifted.
+
+def _invalid_spec(status: _Status, exc: ValidationError) -> None:
+    """Only without the webhook (or with an older schema) can this happen: say so in status
+    and wait for a fixed spec rather than crash-looping."""
+    status.condition(conditions.CREATED, "False", "InvalidSpec", spec_errors(exc))
+    if not status.new.get("phase"):
+        status.phase("Pending", "InvalidSpec", "the spec is invalid: see the Created condition")
+
+
+def _resolved_status(status: _Status, resolved: ResolvedParameters) -> None:
+    status.new["resolvedParameters"] = resolved_to_dict(resolved)
+    status.new["parametersHash"] = resolved.parameters_hash
+    status.new["gpus"] = resolved.derived.total_gpus
+    status.new.setdefault("restarts", 0)
+
+
+def _terminal(plan: Plan, status: _Status, spec: TFTrainingJobSpec, observed: Observed) -> None:
+    """A finished job keeps its phase; only leftover workers and the TTL need acting on."""
+    if (status.old.get("lastFailure") or {}).get("reason") == "DeadlineExceeded":
+        # Stopping the workers may not have happened before a crash: make sure it does.
+        plan.deletions += [
+            Deletion("batch/v1", "Job", _name(j))
+            for j in observed.attempt_jobs
+            if job_outcome(j) is None and not _is_deleting(j)
+        ]
+    _finished(plan, status, spec, observed)
+
+
+def _long_lived_children(plan: Plan, observed: Observed, resolved: ResolvedParameters) -> None:
+    """Create the missing ConfigMap/Service/... and patch the drifted ones."""
     existing = observed.children
-    for desired in static_children(job, resolved) if existing is not None else []:
-        actual = (existing or {}).get((desired["kind"], desired["metadata"]["name"]))
+    if existing is None:
+        return  # not looked at this time: the edge saw them in place moments ago
+    for desired in static_children(observed.job, resolved):
+        actual = existing.get((desired["kind"], desired["metadata"]["name"]))
         if actual is None:
             plan.creates.append(desired)
         elif (patch := drift_patch(desired, actual)) is not None:
             plan.patches.append(patch)
 
-    current_name = naming.attempt_job_name(name, attempt)
-    current = next((j for j in observed.attempt_jobs if _name(j) == current_name), None)
-    leftovers = [j for j in observed.attempt_jobs if attempt_of(j) != attempt]
-    plan.deletions += [
-        Deletion("batch/v1", "Job", _name(j)) for j in leftovers if not _is_deleting(j)
-    ]
-    leftover_pods = [p for p in observed.pods if attempt_of(p) != attempt]
-    if current is not None and _is_deleting(current):
-        leftovers.append(current)
-        current = None
 
+def _deadline(
+    plan: Plan, status: _Status, spec: TFTrainingJobSpec, attempt: _Attempt, now: datetime
+) -> bool:
+    """runPolicy.activeDeadlineSeconds: whether it has passed (then the job failed)."""
     deadline = spec.run_policy.active_deadline_seconds
     started = parse_time(status.new.get("startTime"))
-    if deadline is not None and started is not None:
-        left = (started - observed.now).total_seconds() + deadline
-        if left <= 0:
-            if current is not None:
-                plan.deletions.append(Deletion("batch/v1", "Job", current_name))
-            status.new["lastFailure"] = {
-                "attempt": attempt,
-                "reason": "DeadlineExceeded",
-                "message": f"runPolicy.activeDeadlineSeconds ({deadline}s) passed since the start",
-                "time": status.now_s,
-            }
-            status.finish(
-                "Failed",
-                "DeadlineExceeded",
-                f"the job ran longer than runPolicy.activeDeadlineSeconds ({deadline}s); "
-                "all workers were stopped",
-            )
-            plan.status = status.result()
-            plan.events = status.events
-            return plan
+    if deadline is None or started is None:
+        return False
+    left = (started - now).total_seconds() + deadline
+    if left > 0:
         plan.wake(left)
+        return False
+    if attempt.job is not None:
+        plan.deletions.append(Deletion("batch/v1", "Job", attempt.name))
+    status.new["lastFailure"] = {
+        "attempt": attempt.number,
+        "reason": "DeadlineExceeded",
+        "message": f"runPolicy.activeDeadlineSeconds ({deadline}s) passed since the start",
+        "time": status.now_s,
+    }
+    status.finish(
+        "Failed",
+        "DeadlineExceeded",
+        f"the job ran longer than runPolicy.activeDeadlineSeconds ({deadline}s); "
+        "all workers were stopped",
+    )
+    return True
 
-    if current is not None and spec.run_policy.suspend:
-        # A fresh attempt number on resume keeps the stopped group and the resumed one apart.
-        status.new["attempt"] = attempt + 1
-        plan.deletions.append(Deletion("batch/v1", "Job", current_name))
+
+def _suspend(plan: Plan, status: _Status, attempt: _Attempt) -> None:
+    """runPolicy.suspend: stop the group; it resumes from the latest checkpoint later."""
+    if attempt.job is None:
         status.phase(
             "Suspended",
             "Suspended",
-            "runPolicy.suspend is true: all workers were stopped; they resume from the latest "
-            "checkpoint when it is set back to false",
+            "runPolicy.suspend is true: no workers run until it is set back to false",
         )
-    elif current is None:
-        if spec.run_policy.suspend:
-            status.phase(
-                "Suspended",
-                "Suspended",
-                "runPolicy.suspend is true: no workers run until it is set back to false",
-            )
-        elif leftovers or leftover_pods:
-            status.phase(
-                _waiting_phase(status),
-                "StoppingPreviousAttempt",
-                f"waiting for {len(leftover_pods)} worker pod(s) of the previous attempt to stop "
-                f"before starting attempt {attempt}",
-            )
-            plan.wake(timing.waiting_seconds)
-        else:
-            plan.creates.append(attempt_job(job, resolved, attempt))
-            status.new.setdefault("startTime", status.now_s)
-            status.condition(
-                conditions.CREATED,
-                "True",
-                "WorkersCreated",
-                f"created Job {current_name} with {spec.workers.replicas} workers",
-            )
-            status.events.append(
-                Event(
-                    "Normal",
-                    "AttemptCreated",
-                    f"created Job {current_name}: attempt {attempt} with "
-                    f"{spec.workers.replicas} workers",
-                )
-            )
-            status.phase(
-                _waiting_phase(status),
-                "WorkersStarting",
-                f"0/{spec.workers.replicas} workers running (attempt {attempt})",
-            )
-            plan.wake(timing.waiting_seconds)
-    else:
-        _active(plan, status, spec, attempt, current, current_pods, timing)
-        if status.new.get("phase") in conditions.TERMINAL_PHASES:
-            _finished(plan, status, spec, observed)
+        return
+    # A fresh attempt number on resume keeps the stopped group and the resumed one apart.
+    status.new["attempt"] = attempt.number + 1
+    plan.deletions.append(Deletion("batch/v1", "Job", attempt.name))
+    status.phase(
+        "Suspended",
+        "Suspended",
+        "runPolicy.suspend is true: all workers were stopped; they resume from the latest "
+        "checkpoint when it is set back to false",
+    )
 
-    if plan.requeue_after is None:
-        plan.wake(timing.resync_seconds)
-    plan.status = status.result()
-    plan.events = status.events
-    return plan
+
+def _start(
+    plan: Plan,
+    status: _Status,
+    spec: TFTrainingJobSpec,
+    attempt: _Attempt,
+    job: Obj,
+    resolved: ResolvedParameters,
+    timing: Timing,
+) -> None:
+    """No Job for this attempt: create it once the previous attempt's workers are gone (two
+    groups must never train at once: they would write the same checkpoints)."""
+    replicas = spec.workers.replicas
+    if attempt.leftovers or attempt.leftover_pods:
+        status.phase(
+            _waiting_phase(status),
+            "StoppingPreviousAttempt",
+            f"waiting for {len(attempt.leftover_pods)} worker pod(s) of the previous attempt "
+            f"to stop before starting attempt {attempt.number}",
+        )
+        plan.wake(timing.waiting_seconds)
+        return
+    plan.creates.append(attempt_job(job, resolved, attempt.number))
+    status.new.setdefault("startTime", status.now_s)
+    status.condition(
+        conditions.CREATED,
+        "True",
+        "WorkersCreated",
+        f"created Job {attempt.name} with {replicas} workers",
+    )
+    status.events.append(
+        Event(
+            "Normal",
+            "AttemptCreated",
+            f"created Job {attempt.name}: attempt {attempt.number} with {replicas} workers",
+        )
+    )
+    status.phase(
+        _waiting_phase(status),
+        "WorkersStarting",
+        f"0/{replicas} workers running (attempt {attempt.number})",
+    )
+    plan.wake(timing.waiting_seconds)
