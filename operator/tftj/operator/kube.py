@@ -9,6 +9,7 @@ status first, then deletions, creations, patches, events.
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
 import ipaddress
 import logging
 import urllib.request
@@ -21,6 +22,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tftj.api import GROUP, PLURAL, VERSION, naming
+from tftj.api.models import MetricsSpec
 from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE, Obj
 from tftj.operator.reconcile import Observed, Plan, rfc3339
 from tftj.operator.status import chief_pod
@@ -29,6 +31,8 @@ from tftj.trainerprogress import parse_trainer_metrics
 log = logging.getLogger("tftj.operator")
 
 MERGE_PATCH = "application/merge-patch+json"
+# A trainer's /metrics is a few KiB; anything this large is not one.
+MAX_METRICS_BYTES = 1_000_000
 COMPONENT = "tftj-operator"
 
 Listing = tuple[list[Obj], str | None]  # items, the list's resourceVersion
@@ -168,8 +172,9 @@ class Kube:
                 ]
             )
             if chief is not None:
-                port = int((spec.get("metrics") or {}).get("port", 9400))
-                progress = self.scrape(chief["status"]["podIP"], port)
+                progress = self.scrape(
+                    chief["status"]["podIP"], (spec.get("metrics") or {}).get("port")
+                )
         return Observed(
             job=job,
             children=found_children,
@@ -179,25 +184,42 @@ class Kube:
             progress=progress,
         )
 
-    def scrape(self, ip: str, port: int) -> dict[str, Any] | None:
-        """The chief's progress, or None when it cannot be read right now (tolerated)."""
+    def scrape(self, ip: str, port: Any) -> dict[str, Any] | None:
+        """The chief's progress, or None when it cannot be read right now.
+
+        Best-effort by contract: progress is a courtesy, so whatever goes wrong (connection
+        refused, a timeout, a half-written or garbled response, an http.client protocol error,
+        a port the spec never should have allowed) leaves status.progress as it was and never
+        fails the reconcile that asked.
+        """
         try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
+            url = self._metrics_url(ip, port)
+            if url is None:
+                return None
+            with urllib.request.urlopen(url, timeout=self.scrape_timeout) as resp:
+                body = resp.read(MAX_METRICS_BYTES + 1)
+                # A body cut short at a line boundary still parses, as older or missing
+                # values: only a complete one is read as the trainer's progress.
+                if resp.length:
+                    raise http.client.IncompleteRead(body, resp.length)
+            if len(body) > MAX_METRICS_BYTES:
+                raise ValueError(f"/metrics is larger than {MAX_METRICS_BYTES} bytes")
+            progress = parse_trainer_metrics(body.decode("utf-8", "replace"))
+            return progress.to_status() if progress is not None else None
+        except Exception as exc:
+            log.debug("progress of %s:%s not readable: %r", ip, port, exc)
             return None
+
+    def _metrics_url(self, ip: str, port: Any) -> str | None:
+        """The chief's /metrics URL; None for an address outside scrape_allowed."""
+        address = ipaddress.ip_address(ip)
         if self.scrape_allowed and not any(address in net for net in self.scrape_allowed):
             return None
+        number = MetricsSpec().port if port is None else int(port)
+        if not 0 < number < 65536:
+            raise ValueError(f"metrics port {port!r} is not a TCP port")
         host = f"[{ip}]" if address.version == 6 else ip
-        try:
-            with urllib.request.urlopen(
-                f"http://{host}:{port}/metrics", timeout=self.scrape_timeout
-            ) as resp:
-                text = resp.read(1_000_000).decode("utf-8", "replace")
-            progress = parse_trainer_metrics(text)
-            return progress.to_status() if progress is not None else None
-        except (OSError, ValueError) as exc:
-            log.debug("progress of %s:%s not readable: %s", ip, port, exc)
-            return None
+        return f"http://{host}:{number}/metrics"
 
     # ------------------------------------------------------------------ writing
 
