@@ -68,8 +68,9 @@ def test_checkpoints_and_export_are_written_by_the_chief(
     assert latest is not None and latest.endswith(f"ckpt-{EPOCHS}")
     model = tf.saved_model.load(str(workdir / "export"))
     outputs = model.signatures["serving_default"](features=tf.zeros([2, 8]))
-    (probabilities,) = outputs.values()
-    assert probabilities.shape == (2, 10)
+    assert outputs["probabilities"].shape == (2, 10)
+    assert outputs["class_ids"].shape == (2,)
+    assert not [p.name for p in workdir.iterdir() if p.name.startswith(".export")]
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

@@ -60,17 +60,3 @@ class Checkpoints:
     def close(self) -> None:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
-
-
-def export_model(model: Any, directory: Path, *, is_chief: bool, worker: int) -> None:
-    """SavedModel for serving; every worker saves (collectives), only the chief's copy stays."""
-    if is_chief:
-        target = directory
-        target.parent.mkdir(parents=True, exist_ok=True)
-        model.save(str(target), include_optimizer=False, save_format="tf")
-        return
-    scratch = Path(tempfile.mkdtemp(prefix=f"tftj-export-w{worker}-"))
-    try:
-        model.save(str(scratch / "model"), include_optimizer=False, save_format="tf")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)

@@ -20,6 +20,7 @@ from tftj.api.models import Data
 from tftj.api.resolve import ResolvedParameters
 
 from tftj_trainer.exitcodes import DataError
+from tftj_trainer.statistics import Statistics, statistics_of
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Splits:
     train: Examples
     validation: Examples | None
     num_files: int  # training files (1 for synthetic): decides whether file sharding is possible
+    statistics: Statistics | None  # from the training split; the model's first layer applies it
 
     @property
     def num_features(self) -> int:
@@ -278,7 +280,7 @@ def check_examples(examples: Examples, params: ResolvedParameters, what: str) ->
 
 
 def load_splits(params: ResolvedParameters) -> Splits:
-    """Read, split, check and normalize: identical on every worker."""
+    """Read, split, check and compute the normalization statistics: identical on every worker."""
     data = params.spec.data
     seed = params.spec.training.seed
     validation: Examples | None = None
@@ -301,30 +303,12 @@ def load_splits(params: ResolvedParameters) -> Splits:
     check_examples(train, params, "training data")
     if validation is not None:
         check_examples(validation, params, "validation data")
-    offset, scale = normalization(train.features, data.preprocess.normalization)
     return Splits(
-        train=normalized(train, offset, scale),
-        validation=None if validation is None else normalized(validation, offset, scale),
+        train=train,
+        validation=validation,
         num_files=num_files,
+        statistics=statistics_of(train.features, data.preprocess.normalization),
     )
-
-
-def normalization(features: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(offset, scale) from the TRAINING features only; constant columns get scale 1."""
-    if kind == "z-score":
-        offset, scale = features.mean(axis=0), features.std(axis=0)
-    elif kind == "min-max":
-        offset = features.min(axis=0)
-        scale = features.max(axis=0) - offset
-    else:
-        width = features.shape[1]
-        return np.zeros(width, np.float32), np.ones(width, np.float32)
-    scale = np.where(scale > 0, scale, 1.0)
-    return offset.astype(np.float32), scale.astype(np.float32)
-
-
-def normalized(examples: Examples, offset: np.ndarray, scale: np.ndarray) -> Examples:
-    return Examples((examples.features - offset) / scale, examples.labels, examples.source)
 
 
 # ---------------------------------------------------------------------------------- sharding

@@ -8,12 +8,14 @@ import importlib
 import logging
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 from tftj.api.models import ModelSpec, Training
 from tftj.api.resolve import ResolvedParameters
 
 from tftj_trainer.exitcodes import ModelError
+from tftj_trainer.statistics import Statistics
 
 log = logging.getLogger("tftj_trainer")
 
@@ -62,12 +64,32 @@ def set_precision(precision: str) -> keras.mixed_precision.Policy:
     return policy
 
 
-def build_mlp(input_dim: int, spec: ModelSpec, training: Training) -> keras.Model:
+def normalized_input(input_dim: int, statistics: Statistics | None) -> tuple[Any, Any]:
+    """The model's input (raw features) and the tensor the network sees.
+
+    Normalization is the model's first layer, not a step of the input pipeline, so the exported
+    SavedModel takes raw features exactly like training does. It computes in float32 even under
+    mixed precision: raw features may be large, and the next layer casts anyway.
+    """
+    inputs = keras.Input(shape=(input_dim,), name="features")
+    if statistics is None:
+        return inputs, inputs
+    layer = keras.layers.Normalization(
+        mean=statistics.offset,
+        variance=np.square(statistics.scale),
+        dtype="float32",
+        name="normalization",
+    )
+    return inputs, layer(inputs)
+
+
+def build_mlp(
+    input_dim: int, spec: ModelSpec, training: Training, statistics: Statistics | None
+) -> keras.Model:
     seed = training.seed
     reg = training.regularization
     regularizer = keras.regularizers.L1L2(l1=reg.l1, l2=reg.l2) if reg.l1 or reg.l2 else None
-    inputs = keras.Input(shape=(input_dim,), name="features")
-    x = inputs
+    inputs, x = normalized_input(input_dim, statistics)
     for i, units in enumerate(spec.hidden_units):
         # Distinct seeds per layer: one shared seed would give every layer the same init pattern.
         init = INITIALIZERS[spec.kernel_initializer](seed=seed + i)
@@ -132,11 +154,18 @@ def build_custom(input_dim: int, params: ResolvedParameters) -> keras.Model:
     return model
 
 
-def build_model(input_dim: int, params: ResolvedParameters) -> keras.Model:
+def build_model(
+    input_dim: int, params: ResolvedParameters, statistics: Statistics | None
+) -> keras.Model:
+    """The network behind its normalization layer; a custom model is wrapped the same way."""
     spec = params.spec
-    if spec.model.builder:
-        return build_custom(input_dim, params)
-    return build_mlp(input_dim, spec.model, spec.training)
+    if not spec.model.builder:
+        return build_mlp(input_dim, spec.model, spec.training, statistics)
+    network = build_custom(input_dim, params)
+    if statistics is None:
+        return network
+    inputs, x = normalized_input(input_dim, statistics)
+    return keras.Model(inputs, network(x), name=network.name)
 
 
 def sparse_crossentropy_with_smoothing(classes: int, smoothing: float) -> Any:

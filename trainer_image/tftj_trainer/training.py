@@ -17,7 +17,7 @@ import tf_keras as keras
 from tftj.api.resolve import ResolvedParameters
 
 from tftj_trainer.callbacks import Checkpointing, Reporting, StopOnSignal, TrainerCallbacks
-from tftj_trainer.checkpointing import Checkpoints, export_model
+from tftj_trainer.checkpointing import Checkpoints
 from tftj_trainer.cluster import Cluster
 from tftj_trainer.config import StoragePaths
 from tftj_trainer.data import (
@@ -30,6 +30,7 @@ from tftj_trainer.data import (
     steps_for,
 )
 from tftj_trainer.exitcodes import PreemptedError
+from tftj_trainer.export import export_model
 from tftj_trainer.metrics import TrainerMetrics
 from tftj_trainer.model import build_model, compile_model, set_precision
 from tftj_trainer.optimization import (
@@ -114,7 +115,7 @@ def prepare(params: ResolvedParameters, cluster: Cluster, strategy: Any) -> Prep
         dataset_fn(splits.train, params, training=True, policy=policy, what="training data"),
     )
     with strategy.scope():
-        model = build_model(splits.num_features, params)
+        model = build_model(splits.num_features, params, splits.statistics)
         schedule = learning_rate_schedule(
             training.schedule, params.derived.effective_learning_rate, steps
         )
@@ -169,9 +170,11 @@ def train(
     metrics: TrainerMetrics,
     attempt: int,
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
-) -> None:
-    """Train (resuming from the latest checkpoint) and export. `extra_callbacks` run after the
-    trainer's own, so they see the full cost of each epoch (bench/trainer_bench.py times it)."""
+) -> keras.Model:
+    """Train (resuming from the latest checkpoint) and export; returns the trained model.
+
+    `extra_callbacks` run after the trainer's own, so they see the full cost of each epoch
+    (bench/trainer_bench.py times it)."""
     spec = params.spec
     training = spec.training
     stop = StopOnSignal()
@@ -237,8 +240,16 @@ def train(
             )
         log.info("worker %d: final weights digest %s", cluster.index, weights_digest(p.model))
         if spec.export.enabled:
-            export_model(p.model, paths.export, is_chief=cluster.is_chief, worker=cluster.index)
+            export_model(
+                p.model,
+                paths.export,
+                input_dim=p.splits.num_features,
+                task=spec.model.task,
+                is_chief=cluster.is_chief,
+                worker=cluster.index,
+            )
     finally:
         if summaries is not None:
             summaries.close()
         checkpoints.close()
+    return p.model
