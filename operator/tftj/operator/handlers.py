@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import kopf
 from kubernetes.client.exceptions import ApiException
@@ -32,8 +32,8 @@ from tftj.operator import metrics
 from tftj.operator.admission import review
 from tftj.operator.cache import JOBS, PODS, Cache, Obj
 from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE
-from tftj.operator.kube import Conflict, Gone, Kube
-from tftj.operator.reconcile import Timing, reconcile
+from tftj.operator.kube import Conflict, Gone, Listing
+from tftj.operator.reconcile import Observed, Plan, Timing, reconcile
 from tftj.operator.status import job_signal, pod_signal
 
 log = logging.getLogger("tftj.operator")
@@ -48,11 +48,27 @@ CHILDREN_RECHECK_SECONDS = 60.0
 CHILD_EVENT_DELAY = 1.0
 
 Key = tuple[str, str]
+Workers = tuple[list[Obj], list[Obj]]  # worker Jobs, worker pods
+
+
+class Cluster(Protocol):
+    """What the controller reads and writes: tftj.operator.kube.Kube against an apiserver;
+    the unit tests drive the controller through an in-memory one."""
+
+    def get_job(self, namespace: str, name: str) -> Obj: ...
+
+    def list_workers(self, namespace: str, name: str) -> tuple[Listing, Listing]: ...
+
+    def observe(
+        self, job: Obj, *, scrape: bool, children: bool = True, workers: Workers | None = None
+    ) -> Observed: ...
+
+    def apply_plan(self, job: Obj, plan: Plan) -> Obj | None: ...
 
 
 @dataclass
 class Controller:
-    kube: Kube
+    kube: Cluster
     timing: Timing = field(default_factory=Timing)
     workers: int = 4
     progress: bool = True
@@ -169,13 +185,13 @@ class Controller:
             if delay is not None:
                 self.queue.add_after(key, delay)
 
-    def _list_workers(self, key: Key) -> tuple[list[Obj], list[Obj]]:
+    def _list_workers(self, key: Key) -> Workers:
         (jobs, jobs_rv), (pods, pods_rv) = self.kube.list_workers(*key)
         self.cache.prune(JOBS, key, jobs, jobs_rv)
         self.cache.prune(PODS, key, pods, pods_rv)
         return jobs, pods
 
-    def _cached_workers(self, key: Key) -> tuple[list[Obj], list[Obj]]:
+    def _cached_workers(self, key: Key) -> Workers:
         return self.cache.owned(JOBS, key), self.cache.owned(PODS, key)
 
     def _backoff(self, key: Key, kind: str, reason: str) -> float:
