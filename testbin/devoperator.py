@@ -282,7 +282,7 @@ class OperatorProcess:
             preexec_fn=_die_with_parent if die_with_parent else None,
         )
         self.pid_file.write_text(str(self.process.pid))
-        self.admin.apply([webhook_configuration(self.webhook_port, certs.ca_bundle())])
+        self.admin.apply([webhook_configuration(self.webhook_port, certs.cafile.read_bytes())])
         self.wait_ready()
         return self
 
