@@ -346,6 +346,20 @@ CASES: list[Case] = [
         {"metrics": {"port": 2223}},
         "must differ from workers.port",
     ),
+    Case(
+        "mount_paths_distinct",
+        "spec.storage.mountPath",
+        {"storage": {"mountPath": "/etc"}},
+        {"storage": {"mountPath": "/etc/data"}},
+        "must not be /etc/tftj",
+    ),
+    Case(
+        "mount_paths_distinct",
+        "spec.workers.podTemplate.volumeMounts[0].mountPath",
+        {"workers": {"podTemplate": {"volumeMounts": [{"name": "v", "mountPath": "/storage/x"}]}}},
+        {"workers": {"podTemplate": {"volumeMounts": [{"name": "v", "mountPath": "/storagex"}]}}},
+        "must not be storage.mountPath",
+    ),
     # ------------------------------------------------------------------------------ warnings
     Case(
         "high_learning_rate",

@@ -83,7 +83,9 @@ def from_schema(schema: Schema) -> st.SearchStrategy[Any]:
             )
         extra = schema.get("additionalProperties")
         if isinstance(extra, dict):
-            return st.dictionaries(_NAME, from_schema(extra), max_size=2)
+            keys = schema.get("propertyNames")
+            names = _string({"type": "string", **keys}) if keys else _NAME
+            return st.dictionaries(names, from_schema(extra), max_size=2)
         return st.just({"free": {"form": [1, "x"]}})
     raise AssertionError(f"no strategy for {schema}")
 

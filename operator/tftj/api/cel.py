@@ -9,13 +9,21 @@ use (METRIC_TASKS, LOSS_TASKS, OPTIMIZERS_FOR_PARAM, ...), so the two cannot dri
 CEL sees the object after the apiserver applied the CRD defaults, so defaulted fields are always
 present; `has()` guards only the fields without a default. Every expression is constant-cost or
 iterates a list with maxItems, well inside the apiserver's cost budget.
+
+The apiserver runs the rules even when a field they read already failed its own schema range
+(a minimum is not a "blocking" error), so `workers.replicas: 0` would also fail the batch rule
+with "modulus by zero evaluating rule". Every rule is therefore guarded: it holds vacuously
+while an integer it reads is outside its schema range (the range error is reported anyway).
+The guard is derived from the schema, so a new rule or range needs no hand-written guard.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tftj.api.contract import PARAMS_DIR
 from tftj.api.errors import format_loc
 from tftj.api.naming import max_job_name_length
 from tftj.api.resolve import DEFAULT_LOSS
@@ -29,17 +37,26 @@ from tftj.api.rules import (
     SCHEDULE_DEFAULTS,
     SCHEDULE_FIELD_TYPES,
 )
+from tftj.api.schema import Schema, schema_at
 
 ITEMS = "[]"  # in CelRule.at: the items of the list above
+
+
+_OPERAND = re.compile(r"\bself((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 
 
 @dataclass(frozen=True)
 class CelRule:
     rule: str  # the tftj.api.rules function (or check_name) this mirrors
     at: tuple[str, ...]  # where the rule sits in the CRD schema: () is the root, "[]" list items
-    expression: str
+    check: str  # the condition itself; `expression` is what the CRD gets (guarded)
     message: str
     field_path: str | None = None  # relative to `at`, e.g. ".batchSize"
+
+    @property
+    def expression(self) -> str:
+        guard = in_range_guard(self.at, self.check)
+        return f"!({guard}) || ({self.check})" if guard else self.check
 
     @property
     def reported_path(self) -> str:
@@ -47,6 +64,43 @@ class CelRule:
         path = format_loc([0 if key == ITEMS else key for key in self.at])
         tail = (self.field_path or "").lstrip(".")
         return f"{path}.{tail}" if path and tail else (path or tail)
+
+
+def integer_operands(at: tuple[str, ...], check: str) -> list[tuple[str, Schema]]:
+    """The integer fields `check` reads (as `self.a.b`), with their schemas."""
+    base: list[str | int] = [0 if key == ITEMS else key for key in at]
+    found: dict[str, Schema] = {}
+    for match in _OPERAND.finditer(check):
+        path = match[1].lstrip(".").split(".")
+        field = schema_at([*base, *path])
+        if field is not None and field.get("type") == "integer":
+            found.setdefault(match[1], field)
+    return list(found.items())
+
+
+def _bounds(ref: str, field: Schema) -> list[str]:
+    out = []
+    for key, op in (
+        ("minimum", ">="),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "<="),
+        ("exclusiveMaximum", "<"),
+    ):
+        if key in field:
+            out.append(f"self{ref} {op} {int(field[key])}")
+    return out
+
+
+def in_range_guard(at: tuple[str, ...], check: str) -> str:
+    """`self.x >= 1 && self.x <= 1024 && ...` over the integers `check` reads; "" if none."""
+    parts = []
+    for ref, field in integer_operands(at, check):
+        bounds = " && ".join(_bounds(ref, field))
+        if not bounds:
+            continue
+        # Fields without a default may be absent: absent is in range (the check has() them).
+        parts.append(bounds if "default" in field else f"(!has(self{ref}) || ({bounds}))")
+    return " && ".join(parts)
 
 
 def _list(values: Iterable[str]) -> str:
@@ -260,5 +314,13 @@ CEL_RULES: tuple[CelRule, ...] = (
         "self.metrics.port != self.workers.port",
         "metrics.port must differ from workers.port",
         ".metrics.port",
+    ),
+    CelRule(
+        "mount_paths_distinct",
+        ("spec", "storage"),
+        f"self.mountPath != '{PARAMS_DIR}' && !self.mountPath.startsWith('{PARAMS_DIR}/') && "
+        f"!'{PARAMS_DIR}'.startsWith(self.mountPath + '/')",
+        f"storage.mountPath must not be {PARAMS_DIR} or a directory above or below it",
+        ".mountPath",
     ),
 )

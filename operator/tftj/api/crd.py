@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from tftj.api.cel import CEL_RULES, ITEMS, CelRule
+from tftj.api.formats import FORMAT_WORDS
 from tftj.api.models import (
     API_VERSION,
     CATEGORIES,
@@ -93,6 +94,8 @@ def structural(node: Schema, *, defaults: bool = True) -> Schema:
                 out["x-kubernetes-preserve-unknown-fields"] = True
             elif isinstance(value, dict):
                 out["additionalProperties"] = structural(value, defaults=defaults)
+        elif key == "propertyNames":
+            out.setdefault("x-kubernetes-validations", []).append(_key_rule(value))
         elif key == "default":
             if defaults:
                 # A nested object's default is written out in full (not {}): the apiserver
@@ -102,6 +105,22 @@ def structural(node: Schema, *, defaults: bool = True) -> Schema:
         else:
             out[key] = value
     return out
+
+
+def _key_rule(keys: Schema) -> dict[str, Any]:
+    """A structural schema cannot constrain a map's keys (no propertyNames): a CEL rule does."""
+    conditions = ["size(k) > 0"]
+    if "maxLength" in keys:
+        conditions.append(f"size(k) <= {int(keys['maxLength'])}")
+    pattern = keys.get("pattern")
+    if pattern:
+        assert "'" not in pattern, pattern  # it goes into a CEL raw string literal
+        conditions.append(f"k.matches(r'{pattern}')")
+    words = FORMAT_WORDS.get(str(pattern), f"match {pattern}")
+    return {
+        "rule": f"self.all(k, {' && '.join(conditions)})",
+        "message": f"every key must be {words}",
+    }
 
 
 def _attach(schema: Schema, rule: CelRule) -> None:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from tftj.api.errors import Problem, did_you_mean, error, format_loc
+from tftj.api.formats import FORMAT_WORDS
 from tftj.api.models import QUANTITY_PATTERN
 from tftj.api.schema import Schema, enum_values, property_names, range_text, schema_at, yaml_scalar
 
@@ -34,7 +35,9 @@ _TYPE_WORDS = {
 # Patterns users cannot be expected to read, said in words.
 _PATTERN_WORDS = {
     QUANTITY_PATTERN: "must be a Kubernetes quantity such as 500m, 2, 1.5 or 16Gi",
+    **{pattern: f"must be {words}" for pattern, words in FORMAT_WORDS.items()},
 }
+_MAP_KEY = "[key]"  # pydantic's last location item when a mapping's key is invalid
 
 _RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 _LENGTH_ERRORS = {"too_short", "too_long", "string_too_short", "string_too_long"}
@@ -103,4 +106,11 @@ def translate(exc: ValidationError, prefix: Sequence[str | int] = ()) -> Iterato
     """One problem per pydantic error, located under `prefix` (e.g. ("spec",))."""
     for err in exc.errors(include_url=False):
         loc = (*prefix, *err["loc"])
+        if loc[-1] == _MAP_KEY:
+            # A bad key of a mapping: reported at the mapping, naming the key.
+            mapping = loc[:-2]
+            keys = (schema_at(mapping) or {}).get("propertyNames")
+            text = _message(err, mapping, keys if isinstance(keys, dict) else None)
+            yield error(format_loc(mapping), f"key {given(loc[-2])} {text.split(', got ')[0]}")
+            continue
         yield error(format_loc(loc), _message(err, loc, schema_at(loc)))

@@ -18,6 +18,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from tftj.api.formats import (
+    AbsolutePath,
+    DnsSubdomain,
+    Image,
+    LabelValue,
+    PrintableText,
+    QualifiedName,
+    QueueName,
+    RelativePath,
+    ResourceName,
+)
+
 GROUP = "tftj.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -88,6 +100,13 @@ class Model(BaseModel):
         allow_inf_nan=False,
     )
 
+
+# Widest hidden layer: a layer of 0 units aborts TensorFlow (oneDNN) natively; wider than this
+# is a memory mistake, not a model.
+MAX_LAYER_WIDTH = 65_536
+# Seconds fields that reach datetime arithmetic in the operator (and int64 in Kubernetes):
+# bounded so neither overflows. 2^31-1 s is 68 years.
+MAX_SECONDS = 2_147_483_647
 
 # A Kubernetes resource quantity (the apiserver's own grammar): "500m", "2Gi", "1.5", "1e3".
 QUANTITY_PATTERN = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$"
@@ -364,9 +383,10 @@ class ModelSpec(Model):
         ge=1,
         le=1_000_000,
     )
-    hidden_units: list[int] = doc(
+    hidden_units: list[Annotated[int, Field(ge=1, le=MAX_LAYER_WIDTH)]] = doc(
         [128, 64],
-        "Widths of the hidden Dense layers, input side first; [] builds a linear model.",
+        "Widths of the hidden Dense layers, input side first; [] builds a linear model. Each "
+        f"width is 1 to {MAX_LAYER_WIDTH} units.",
         max_length=64,
     )
     activation: Activation = doc("relu", "Activation of every hidden layer.")
@@ -424,7 +444,7 @@ class Data(Model):
         "generated, learnable dataset for smoke tests and benchmarks; needs no other field). "
         "Required: the only field without a default.",
     )
-    path: str | None = doc(
+    path: PrintableText | None = doc(
         None,
         "Training data: a file, a directory (every file in it) or a glob, read through "
         "tf.io.gfile (local paths, or gs:// and s3:// where the image has the filesystem "
@@ -436,7 +456,7 @@ class Data(Model):
         min_length=1,
         max_length=4096,
     )
-    validation_path: str | None = doc(
+    validation_path: PrintableText | None = doc(
         None,
         "Separate validation data in the same format (relative paths as for path). When set, "
         "validationSplit must be 0.",
@@ -451,14 +471,14 @@ class Data(Model):
         ge=0,
         lt=1,
     )
-    label_key: str = doc(
+    label_key: PrintableText = doc(
         "label",
         "Where the label is: the CSV column name, the tf.train.Example feature name, or the npz "
         "array name. Every other CSV column is a feature.",
         min_length=1,
         max_length=253,
     )
-    features_key: str = doc(
+    features_key: PrintableText = doc(
         "features",
         "The tf.train.Example float-list feature or npz array holding the inputs (csv: unused).",
         min_length=1,
@@ -502,12 +522,9 @@ class Logging(Model):
         ge=1,
         le=1_000_000,
     )
-    directory: str = doc(
+    directory: RelativePath = doc(
         "logs",
         "TensorBoard log directory, relative to the job's storage root.",
-        min_length=1,
-        max_length=1024,
-        pattern=r"^[^/].*$",
     )
     level: LogLevel = doc("info", "Verbosity of the trainer's own log lines.")
 
@@ -529,25 +546,31 @@ class EnvVar(Model):
 
 
 class Toleration(Model):
-    key: str | None = doc(None, "Taint key the toleration applies to; empty matches all keys.")
+    key: QualifiedName | None = doc(
+        None, "Taint key the toleration applies to; unset matches all keys (with Exists)."
+    )
     operator: Literal["Exists", "Equal"] | None = doc(
         None, "`Exists` or `Equal`.", default_doc="Equal"
     )
-    value: str | None = doc(None, "Taint value to match with operator Equal.")
+    value: LabelValue | None = doc(None, "Taint value to match with operator Equal.")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = doc(
         None, "Taint effect to match; empty matches all effects."
     )
     toleration_seconds: int | None = doc(
-        None, "How long a NoExecute taint is tolerated.", unit="seconds", ge=0
+        None, "How long a NoExecute taint is tolerated.", unit="seconds", ge=0, le=MAX_SECONDS
     )
 
 
 class PodTemplate(Model):
     """Overrides applied to every worker pod; what is not listed here the operator owns."""
 
-    labels: dict[str, str] = doc({}, "Extra labels on worker pods.")
-    annotations: dict[str, str] = doc({}, "Extra annotations on worker pods.")
-    node_selector: dict[str, str] = doc({}, "Node labels a worker's node must have.")
+    labels: dict[QualifiedName, LabelValue] = doc({}, "Extra labels on worker pods.", max_length=64)
+    annotations: dict[QualifiedName, str] = doc(
+        {}, "Extra annotations on worker pods.", max_length=64
+    )
+    node_selector: dict[QualifiedName, LabelValue] = doc(
+        {}, "Node labels a worker's node must have.", max_length=64
+    )
     tolerations: list[Toleration] = doc(
         [], "Taints worker pods tolerate (e.g. GPU node taints).", max_length=64
     )
@@ -560,29 +583,29 @@ class PodTemplate(Model):
     volume_mounts: list[dict[str, Any]] = doc(
         [], "Extra core/v1 VolumeMounts of the trainer container.", max_length=64
     )
-    service_account_name: str | None = doc(
+    service_account_name: DnsSubdomain | None = doc(
         None,
         "ServiceAccount the workers run as.",
         default_doc="the namespace's default",
-        max_length=253,
     )
-    priority_class_name: str | None = doc(
+    priority_class_name: DnsSubdomain | None = doc(
         None,
         "PriorityClass of worker pods (same as scheduling.priorityClassName; set one).",
-        max_length=253,
     )
 
 
 class Resources(Model):
-    requests: dict[str, Quantity] = doc(
+    requests: dict[ResourceName, Quantity] = doc(
         {"cpu": "1", "memory": "2Gi"},
         "Resources each worker requests for scheduling (Kubernetes quantities, e.g. cpu: '4', "
         "memory: 16Gi). GPUs come from gpusPerWorker, not from here.",
+        max_length=16,
     )
-    limits: dict[str, Quantity] = doc(
+    limits: dict[ResourceName, Quantity] = doc(
         {"memory": "8Gi"},
         "Hard limits per worker (Kubernetes quantities). A worker above its memory limit is "
         "OOM-killed, which tftj retries as a failed attempt.",
+        max_length=16,
     )
 
 
@@ -602,11 +625,9 @@ class Workers(Model):
         ge=0,
         le=16,
     )
-    image: str = doc(
+    image: Image = doc(
         DEFAULT_IMAGE,
         "Container image with the tftj trainer (or your own image with it installed).",
-        min_length=1,
-        max_length=1024,
     )
     image_pull_policy: PullPolicy = doc("IfNotPresent", "When the kubelet pulls the image.")
     port: int = doc(
@@ -623,13 +644,11 @@ class Workers(Model):
 
 
 class Storage(Model):
-    claim_name: str | None = doc(
+    claim_name: DnsSubdomain | None = doc(
         None,
         "An existing PersistentVolumeClaim (ReadWriteMany for more than one node) holding the "
         "job's logs, checkpoints and exported model under a sub-directory named after the job.",
         default_doc="none",
-        max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
     )
     size: str | None = doc(
         None,
@@ -637,18 +656,17 @@ class Storage(Model):
         "with it). Mutually exclusive with claimName.",
         default_doc="none",
         pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$",
+        max_length=64,
     )
-    storage_class_name: str | None = doc(
+    storage_class_name: DnsSubdomain | None = doc(
         None,
         "StorageClass of the claim the operator creates (with size).",
         default_doc="the cluster default",
-        max_length=253,
     )
-    mount_path: str = doc(
+    mount_path: AbsolutePath = doc(
         "/storage",
-        "Where the job's storage root is mounted in worker pods.",
-        pattern=r"^/.*",
-        max_length=1024,
+        "Where the job's storage root is mounted in worker pods; not /etc/tftj (the "
+        "parameters) nor a path above or below it.",
     )
 
 
@@ -664,23 +682,17 @@ class Checkpoint(Model):
     max_to_keep: int = doc(
         3, "How many recent checkpoints are kept; older ones are deleted.", ge=1, le=1000
     )
-    directory: str = doc(
+    directory: RelativePath = doc(
         "checkpoints",
         "Checkpoint directory, relative to the job's storage root.",
-        min_length=1,
-        max_length=1024,
-        pattern=r"^[^/].*$",
     )
 
 
 class Export(Model):
     enabled: bool = doc(True, "Export a SavedModel when training succeeds.")
-    directory: str = doc(
+    directory: RelativePath = doc(
         "export",
         "Export directory, relative to the job's storage root.",
-        min_length=1,
-        max_length=1024,
-        pattern=r"^[^/].*$",
     )
 
 
@@ -704,6 +716,7 @@ class RunPolicy(Model):
         unit="seconds",
         default_doc="no deadline",
         ge=1,
+        le=MAX_SECONDS,
     )
     ttl_seconds_after_finished: int | None = doc(
         None,
@@ -711,6 +724,7 @@ class RunPolicy(Model):
         unit="seconds",
         default_doc="kept forever",
         ge=0,
+        le=MAX_SECONDS,
     )
     suspend: bool = doc(
         False,
@@ -720,21 +734,19 @@ class RunPolicy(Model):
 
 
 class Scheduling(Model):
-    queue_name: str | None = doc(
+    queue_name: QueueName | None = doc(
         None,
         "Kueue LocalQueue: the worker Job gets `kueue.x-k8s.io/queue-name` and starts only "
-        "when Kueue admits all its workers at once.",
+        "when Kueue admits all its workers at once. A LocalQueue name that fits a label value.",
         default_doc="no queue",
-        max_length=253,
     )
-    priority_class_name: str | None = doc(
-        None, "PriorityClass of worker pods.", default_doc="none", max_length=253
+    priority_class_name: DnsSubdomain | None = doc(
+        None, "PriorityClass of worker pods.", default_doc="none"
     )
-    scheduler_name: str | None = doc(
+    scheduler_name: DnsSubdomain | None = doc(
         None,
         "Scheduler for worker pods (e.g. a gang scheduler).",
         default_doc="default-scheduler",
-        max_length=253,
     )
 
 
@@ -743,11 +755,10 @@ class TensorBoardSpec(Model):
         False,
         "Run a TensorBoard Deployment and Service on the job's log directory (needs storage).",
     )
-    image: str | None = doc(
+    image: Image | None = doc(
         None,
         "Image with the tensorboard command.",
         default_doc="workers.image",
-        max_length=1024,
     )
 
 

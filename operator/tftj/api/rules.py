@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
+from tftj.api.contract import PARAMS_DIR
 from tftj.api.errors import Problem, error, warning
 from tftj.api.models import Schedule, TFTrainingJobSpec
 from tftj.api.naming import max_job_name_length
@@ -285,6 +286,31 @@ def ports_distinct(spec: TFTrainingJobSpec, d: Derived) -> Iterator[Problem]:
         )
 
 
+def _nested(a: str, b: str) -> bool:
+    """Whether two absolute paths are the same directory or one contains the other."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def mount_paths_distinct(spec: TFTrainingJobSpec, d: Derived) -> Iterator[Problem]:
+    # Two volumes at the same (or nested) path: the apiserver refuses the pod ("must be
+    # unique") or one hides the other, long after the job was accepted.
+    root = spec.storage.mount_path
+    if _nested(root, PARAMS_DIR):
+        yield error(
+            "spec.storage.mountPath",
+            f"must not be {PARAMS_DIR} or a directory above or below it (the trainer's "
+            f"parameters are mounted there), got {root!r}",
+        )
+    for i, mount in enumerate(spec.workers.pod_template.volume_mounts):
+        path = mount.get("mountPath")
+        if isinstance(path, str) and (_nested(path.rstrip("/") or "/", root) or path == PARAMS_DIR):
+            yield error(
+                f"spec.workers.podTemplate.volumeMounts[{i}].mountPath",
+                f"must not be storage.mountPath ({root}) or a directory above or below it, nor "
+                f"{PARAMS_DIR}, got {path!r}",
+            )
+
+
 # ---------------------------------------------------------------------------------- warnings
 
 ADAPTIVE_OPTIMIZERS = frozenset({"adam", "adamw", "nadam", "rmsprop", "adagrad"})
@@ -396,6 +422,7 @@ RULES: tuple[Rule, ...] = (
     gpus_from_gpus_per_worker,
     requests_within_limits,
     ports_distinct,
+    mount_paths_distinct,
     # warnings
     high_learning_rate,
     restarts_without_storage,

@@ -53,6 +53,14 @@ def _inline(node: Any, defs: dict[str, Schema]) -> Any:
         # Field-level keys (description, default, x-tftj-*) win over the referenced model's.
         node = {**target, **{k: _inline(v, defs) for k, v in node.items()}}
         return node
+    patterns = node.pop("patternProperties", None)
+    if isinstance(patterns, dict) and len(patterns) == 1:
+        # dict[ConstrainedKey, V]: pydantic says patternProperties + propertyNames; a structural
+        # schema has neither. Keep one shape: additionalProperties for the values, propertyNames
+        # (pattern, length) for the keys, which the CRD turns into a CEL rule.
+        ((pattern, values),) = patterns.items()
+        node["additionalProperties"] = values
+        node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": pattern}
     any_of = node.get("anyOf")
     if isinstance(any_of, list):
         # Optional[X]: keep X; "not required" already says it may be absent.
