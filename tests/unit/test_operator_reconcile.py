@@ -267,6 +267,33 @@ def test_permanent_failure_fails_the_job() -> None:
     assert "BAD_DATA" in condition(job, "Failed")["message"]
 
 
+@pytest.mark.parametrize(("code", "signal_name"), [(134, "SIGABRT"), (139, "SIGSEGV")])
+def test_native_crash_fails_the_job_naming_the_signal_without_retrying(
+    code: int, signal_name: str
+) -> None:
+    job = make_job({"runPolicy": {"backoffLimit": 3}})
+    step(job)
+    plan = step(job, [batch_job(0)], [pod(0, 0), failed_pod(0, 1, code, "Fatal Python error")])
+    status = job["status"]
+    assert (status["phase"], status["restarts"]) == ("Failed", 0)
+    assert not plan.restarted
+    last = status["lastFailure"]
+    assert (last["reason"], last["exitCode"], last["workerIndex"]) == ("Crashed", code, 1)
+    assert signal_name in last["message"] and "crashed" in last["message"]
+    failed = condition(job, "Failed")
+    assert failed["reason"] == "TrainerCrashed" and signal_name in failed["message"]
+
+
+def test_sigkill_is_retried_and_named() -> None:
+    job = make_job()
+    step(job)
+    step(job, [batch_job(0)], [pod(0, 0), failed_pod(0, 1, 137)])
+    status = job["status"]
+    assert (status["phase"], status["restarts"]) == ("Restarting", 1)
+    assert status["lastFailure"]["reason"] == "Retryable"
+    assert "SIGKILL" in status["lastFailure"]["message"]
+
+
 def test_backoff_limit_exhausted() -> None:
     job = make_job({"runPolicy": {"backoffLimit": 1}})
     step(job)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import logging
 import os
 import sys
@@ -125,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # A native crash (SIGABRT, SIGSEGV, ...) prints the Python stack of the crashing thread to
+    # stderr; the worker pod's FallbackToLogsOnError turns it into the termination message, so
+    # the operator's lastFailure says where it crashed, not only the signal.
+    faulthandler.enable(all_threads=False)
     try:
         return run(args)
     except TrainerError as error:

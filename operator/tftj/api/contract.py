@@ -6,6 +6,7 @@ of progress from the chief's /metrics cannot drift from what the trainer does.
 
 from __future__ import annotations
 
+import signal
 from enum import IntEnum
 from typing import Literal
 
@@ -30,16 +31,70 @@ PERMANENT_EXIT_CODES = frozenset(
     {ExitCode.USAGE, ExitCode.BAD_PARAMETERS, ExitCode.BAD_DATA, ExitCode.BAD_MODEL}
 )
 
-FailureKind = Literal["Permanent", "Retryable"]
+SIGNAL_EXIT_OFFSET = 128  # a process killed by signal n exits 128+n (containers, shells)
+
+# Signals a process gets from its own native code failing: abort() (an assertion in oneDNN,
+# CUDA or TensorFlow's C++), an invalid memory access, a bus error, an arithmetic trap, an
+# illegal instruction. The trainer is deterministic for a given image, parameters and data
+# (seeded init, shuffling and splits), so such a crash recurs at the same step on every
+# attempt: retrying it would burn backoffLimit x workers x GPUs only to fail later with the
+# same signal. It is therefore not retried. The rare non-deterministic cause (a faulty GPU or
+# node) is better handled by resubmitting, or by the cluster draining that node. Kubernetes'
+# podFailurePolicy draws the same line: FailJob on exit codes that mean a bug, Ignore/retry on
+# disruptions (DisruptionTarget). SIGKILL (137) is NOT a crash: it is how the kubelet ends an
+# OOM-killed, evicted or deleted container, none of which the trainer caused; it is retried,
+# as is SIGTERM (143, preemption).
+CRASH_SIGNALS = frozenset(
+    {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL}
+)
+
+FailureKind = Literal["Permanent", "Crashed", "Retryable"]
+
+
+def exit_signal(exit_code: int) -> signal.Signals | None:
+    """The signal an exit code > 128 stands for (134 -> SIGABRT), None for ordinary codes."""
+    if exit_code <= SIGNAL_EXIT_OFFSET:
+        return None
+    try:
+        return signal.Signals(exit_code - SIGNAL_EXIT_OFFSET)
+    except ValueError:
+        return None
 
 
 def failure_kind(exit_code: int) -> FailureKind:
-    """How the operator treats a worker that exited with `exit_code` (non-zero).
+    """How the operator (and `tftj run`) treats a worker that exited with `exit_code` != 0.
 
-    Exit codes >= 128 are signals (137 = SIGKILL, e.g. OOM kill or eviction; 143 = SIGTERM):
-    the worker did nothing wrong, so they are retryable like every code not listed permanent.
+    Permanent: the trainer's own verdict on the parameters, data or model (never retried).
+    Crashed: a native crash of the trainer (CRASH_SIGNALS; never retried, see above).
+    Retryable: everything else, including 137 (SIGKILL: OOM kill, eviction, deletion) and
+    143 (SIGTERM), bounded by runPolicy.backoffLimit.
     """
-    return "Permanent" if exit_code in PERMANENT_EXIT_CODES else "Retryable"
+    if exit_code in PERMANENT_EXIT_CODES:
+        return "Permanent"
+    if exit_signal(exit_code) in CRASH_SIGNALS:
+        return "Crashed"
+    return "Retryable"
+
+
+def is_retried(kind: FailureKind) -> bool:
+    return kind == "Retryable"
+
+
+def exit_code_meaning(exit_code: int) -> str:
+    """What an exit code says, for status and logs: BAD_DATA, "SIGABRT: the trainer crashed",
+    "SIGKILL: killed (OOM-killed, evicted or deleted)", "signal 60", "unknown"."""
+    try:
+        return ExitCode(exit_code).name
+    except ValueError:
+        pass
+    sig = exit_signal(exit_code)
+    if sig is None:
+        return f"signal {exit_code - SIGNAL_EXIT_OFFSET}" if exit_code > 128 else "unknown"
+    if sig in CRASH_SIGNALS:
+        return f"{sig.name}: the trainer crashed in native code"
+    if sig == signal.SIGKILL:
+        return "SIGKILL: killed (OOM-killed, evicted or deleted)"
+    return f"{sig.name}: killed by a signal"
 
 
 # Environment the operator sets on every worker (an Indexed Job adds JOB_COMPLETION_INDEX).

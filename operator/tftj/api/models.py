@@ -825,7 +825,10 @@ class FailureRecord(Model):
     attempt: int = Field(description="Attempt (0-based) that failed.")
     worker_index: int | None = doc(None, "Index of the worker that failed first.")
     exit_code: int | None = doc(None, "Its container exit code (see the trainer's table).")
-    reason: str = Field(description="Why: Retryable, Permanent, Evicted, DeadlineExceeded, ...")
+    reason: str = Field(
+        description="Why: Retryable, Permanent, Crashed (a native crash of the trainer, e.g. "
+        "SIGABRT or SIGSEGV; not retried), Evicted, DeadlineExceeded, ..."
+    )
     message: str = doc("", "Details: the container's termination message or the event.")
     time: str = Field(description="When the failure was observed (RFC 3339).")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from tftj.api.contract import ExitCode, failure_kind
+from tftj.api.contract import ExitCode, failure_kind, is_retried
 from tftj.api.resolve import ResolvedParameters
 from tftj.localrun.manifest import (
     ManifestError,
@@ -191,8 +191,7 @@ def run_local(options: RunOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
             code = exit_code_of(failed)
             message = failed.failure_message()
             group.stop(options.grace_seconds)
-            kind = failure_kind(code)
-            if kind == "Permanent" or attempt >= spec.run_policy.backoff_limit:
+            if not is_retried(failure_kind(code)) or attempt >= spec.run_policy.backoff_limit:
                 print(f"tftj run: training failed: worker {failed.index}: {message}", file=err)
                 return code if 0 < code < 128 else 1
             attempt += 1

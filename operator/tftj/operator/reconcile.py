@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from tftj.api import naming
-from tftj.api.contract import failure_kind
+from tftj.api.contract import exit_code_meaning, failure_kind, is_retried
 from tftj.api.messages import translate
 from tftj.api.models import TFTrainingJobSpec
 from tftj.api.resolve import ResolvedParameters, resolve, resolved_to_dict
@@ -33,7 +33,6 @@ from tftj.operator.children import (
 )
 from tftj.operator.status import (
     WorkerFailure,
-    exit_code_name,
     first_failure,
     is_suspended,
     job_failure_condition,
@@ -180,7 +179,7 @@ def failure_message(failure: WorkerFailure) -> str:
     else:
         text = (
             f"worker {failure.worker_index} exited with code {failure.exit_code} "
-            f"({exit_code_name(failure.exit_code)})"
+            f"({exit_code_meaning(failure.exit_code)})"
         )
     return f"{text}: {failure.message}" if failure.message else text
 
@@ -297,7 +296,13 @@ def _on_failure(
         "message": message,
         "time": status.now_s,
     }
-    if kind == "Permanent":
+    if kind == "Crashed":
+        status.finish(
+            "Failed",
+            "TrainerCrashed",
+            f"{message} (a native crash of the trainer: not retried, it would recur)",
+        )
+    elif not is_retried(kind):
         status.finish("Failed", "PermanentFailure", f"{message} (a permanent failure: not retried)")
     elif restarts >= limit:
         status.finish(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tftj.api.contract import ExitCode
 from tftj.operator.children import TRAINER_CONTAINER
 
 Obj = dict[str, Any]
@@ -89,13 +88,6 @@ def _failure_time(pod: Obj) -> str:
     return str(
         terminated.get("finishedAt") or (pod.get("metadata") or {}).get("creationTimestamp") or ""
     )
-
-
-def exit_code_name(code: int) -> str:
-    try:
-        return ExitCode(code).name
-    except ValueError:
-        return f"signal {code - 128}" if code > 128 else "unknown"
 
 
 def first_failure(pods: list[Obj]) -> WorkerFailure | None:
