@@ -13,6 +13,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = {
     "validate": "validate_bench.py",
+    "webhook": "webhook_fuzz.py",
     "trainer": "trainer_bench.py",
     "controlplane": "controlplane_bench.py",
     "operator": "operator_bench.py",

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
 import signal
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -132,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from tftj.operator.handlers import Controller, build_registry, configure_settings
     from tftj.operator.kube import Kube
     from tftj.operator.reconcile import Timing
+    from tftj.operator.webhook import WebhookServer
 
     try:
         allowed = [
@@ -179,23 +182,19 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
 
-    server = None
+    webhook: WebhookServer | None = None
     if args.webhook_port:
         try:
             certs = load_or_generate(args.cert_dir, [args.webhook_host])
         except OSError as exc:
             return _fail(f"--cert-dir {args.cert_dir}: cannot write webhook certificates: {exc}")
-        server = kopf.WebhookServer(
-            addr=args.webhook_addr,
-            port=args.webhook_port,
-            host=args.webhook_host,
-            certfile=str(certs.certfile),
-            pkeyfile=str(certs.keyfile),
-            cafile=str(certs.cafile),
-        )
-    registry = build_registry(controller, webhook=server is not None)
+        try:
+            webhook = WebhookServer(certs, addr=args.webhook_addr, port=args.webhook_port)
+        except (OSError, ssl.SSLError) as exc:
+            return _fail(f"--cert-dir {args.cert_dir}: cannot load the webhook certificate: {exc}")
+    registry = build_registry(controller)
     settings = kopf.OperatorSettings()
-    configure_settings(settings, webhook_server=server)
+    configure_settings(settings)
 
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_addr)
@@ -207,15 +206,18 @@ def run(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await kopf.operator(
-            registry=registry,
-            settings=settings,
-            standalone=True,
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            liveness_endpoint=args.liveness or None,
-            stop_flag=stop,
-        )
+        async with contextlib.AsyncExitStack() as stack:
+            if webhook is not None:
+                await stack.enter_async_context(webhook)
+            await kopf.operator(
+                registry=registry,
+                settings=settings,
+                standalone=True,
+                clusterwide=not namespaces,
+                namespaces=namespaces,
+                liveness_endpoint=args.liveness or None,
+                stop_flag=stop,
+            )
 
     asyncio.run(main())
     return 0

@@ -1,18 +1,35 @@
-"""What the admission webhook decides about a TFTrainingJob, as a pure function.
+"""What the admission webhook answers, as pure functions: the AdmissionReview wire format
+(`answer`) and the decision about a TFTrainingJob (`review`).
 
 Errors (each `field.path: what is allowed, what was given`) deny the request; warnings are
 returned as admission warnings, which kubectl prints. On UPDATE of a job that has started,
 everything that changes what is trained is immutable: a run must stay reproducible from its
 manifest, so changing it means creating a new job. Only the fields that steer the run
 (suspend, deadline, TTL) may change, and metadata of course.
+
+Any bytes may arrive at the webhook's door. A body that is not an AdmissionReview this webhook
+can answer gets HTTP 400 with the reason; a well-formed review always gets an answer, allowed or
+denied with a message, whatever its object holds: the same verdict `tftj validate` gives.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from tftj.api import GROUP, PLURAL
+from tftj.api.messages import given
 from tftj.api.validate import validate
+
+log = logging.getLogger("tftj.operator")
+
+REVIEW_API_VERSION = "admission.k8s.io/v1"
+# Deeper than any TFTrainingJob (managedFields included): JSON this deep is not one, and
+# bounding it keeps every walk over the review far from Python's recursion limit.
+MAX_DEPTH = 64
+OPERATIONS = ("CREATE", "UPDATE")  # what the webhook configuration sends; others are allowed
 
 Obj = dict[str, Any]
 
@@ -37,18 +54,22 @@ class Review:
 
 def _manifest(body: Obj) -> Obj:
     """The parts validation looks at (not managedFields, status or server-set metadata)."""
-    meta = body.get("metadata") or {}
+    meta = body.get("metadata")
     keep = ("name", "generateName", "namespace", "labels", "annotations")
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": {k: meta[k] for k in keep if meta.get(k) is not None},
+        "metadata": (
+            {k: meta[k] for k in keep if meta.get(k) is not None}
+            if isinstance(meta, dict)
+            else meta  # validate() says what is wrong with it
+        ),
         "spec": body.get("spec"),
     }
 
 
-def validation(body: Obj) -> Review:
-    report = validate(_manifest(body))
+def validation(body: Any) -> Review:
+    report = validate(_manifest(body) if isinstance(body, dict) else body)
     return Review(
         errors=[str(p) for p in report.errors], warnings=[str(p) for p in report.warnings]
     )
@@ -76,7 +97,8 @@ def _mutable(path: str) -> bool:
 
 
 def has_started(body: Obj) -> bool:
-    return bool((body.get("status") or {}).get("startTime"))
+    status = body.get("status")
+    return isinstance(status, dict) and bool(status.get("startTime"))
 
 
 def immutability(old: Obj, new: Obj) -> list[str]:
@@ -89,11 +111,122 @@ def immutability(old: Obj, new: Obj) -> list[str]:
     ]
 
 
-def review(operation: str, body: Obj, old: Obj | None) -> Review:
-    if operation == "UPDATE" and old is not None:
+def review(operation: str, body: Any, old: Any) -> Review:
+    if operation == "UPDATE" and isinstance(old, dict) and isinstance(body, dict):
         frozen = immutability(old, body)
         if frozen:
             return Review(errors=frozen)
         if old.get("spec") == body.get("spec"):
             return Review()  # metadata-only change: nothing new to validate
     return validation(body)
+
+
+# ---------------------------------------------------------------- the AdmissionReview wire format
+
+
+class Malformed(ValueError):
+    """Not an AdmissionReview this webhook can answer (HTTP 400 with this reason)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    uid: str
+    operation: str
+    object: Any
+    old_object: Any
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int  # HTTP status: 200 with `body`, or 400 with `reason`
+    operation: str = ""  # CREATE, UPDATE or OTHER (a bounded metrics label); "" if malformed
+    result: str = ""  # allowed, denied or error (a bounded metrics label)
+    body: Obj | None = None
+    reason: str = ""
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether `value` nests deeper than `limit` (iteratively: never a RecursionError)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _field(mapping: Obj, key: str, where: str, kind: type, what: str) -> Any:
+    value = mapping.get(key)
+    if not isinstance(value, kind) or (kind is str and not value):
+        raise Malformed(f"{where}{key}: must be {what}, got {given(value)}")
+    return value
+
+
+def parse_request(raw: bytes) -> Request:
+    """The request of an admission.k8s.io/v1 AdmissionReview, or Malformed naming the field."""
+    try:
+        document = json.loads(raw)
+    except RecursionError:
+        raise Malformed(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Malformed(f"not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise Malformed(f"an AdmissionReview must be a JSON object, got {given(document)}")
+    if _depth_exceeds(document, MAX_DEPTH):
+        raise Malformed(f"JSON nested deeper than {MAX_DEPTH} levels")
+    if (
+        document.get("apiVersion") != REVIEW_API_VERSION
+        or document.get("kind") != "AdmissionReview"
+    ):
+        raise Malformed(
+            f"must be an AdmissionReview of {REVIEW_API_VERSION}, got kind "
+            f"{given(document.get('kind'))} of {given(document.get('apiVersion'))}"
+        )
+    request = _field(document, "request", "", dict, "a mapping")
+    uid = _field(request, "uid", "request.", str, "a non-empty string")
+    operation = _field(request, "operation", "request.", str, "a non-empty string")
+    resource = _field(request, "resource", "request.", dict, "a mapping")
+    if (resource.get("group"), resource.get("resource")) != (GROUP, PLURAL):
+        raise Malformed(
+            f"request.resource: this webhook reviews {PLURAL}.{GROUP} only, got "
+            f"{given(resource.get('resource'))} of group {given(resource.get('group'))}"
+        )
+    obj = request.get("object")
+    if operation in OPERATIONS and not isinstance(obj, dict):
+        raise Malformed(f"request.object: must be a mapping for {operation}, got {given(obj)}")
+    return Request(uid=uid, operation=operation, object=obj, old_object=request.get("oldObject"))
+
+
+def response(uid: str, verdict: Review) -> Obj:
+    """The AdmissionReview answering request `uid`."""
+    answer: Obj = {"uid": uid, "allowed": verdict.allowed}
+    if not verdict.allowed:
+        # kubectl prints this one message: every problem, each naming its field.
+        answer["status"] = {"code": 422, "reason": "Invalid", "message": "; ".join(verdict.errors)}
+    if verdict.warnings:
+        answer["warnings"] = verdict.warnings
+    return {"apiVersion": REVIEW_API_VERSION, "kind": "AdmissionReview", "response": answer}
+
+
+def answer(raw: bytes) -> Answer:
+    """What the webhook sends back for the request body `raw`, whatever it holds."""
+    try:
+        request = parse_request(raw)
+    except Malformed as exc:
+        return Answer(400, reason=str(exc))
+    operation = request.operation if request.operation in OPERATIONS else "OTHER"
+    if operation == "OTHER":
+        return Answer(200, operation, "allowed", response(request.uid, Review()))
+    try:
+        verdict = review(operation, request.object, request.old_object)
+    except Exception as exc:
+        # A bug of ours must not block every apply with a 5xx; it fails closed (as
+        # failurePolicy Fail would) with a message, and the log has the traceback.
+        log.exception("admission review %s failed", request.uid)
+        verdict = Review(errors=[f"internal error in the tftj webhook: {type(exc).__name__}"])
+        return Answer(200, operation, "error", response(request.uid, verdict))
+    result = "allowed" if verdict.allowed else "denied"
+    return Answer(200, operation, result, response(request.uid, verdict))

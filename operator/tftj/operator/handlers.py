@@ -9,7 +9,7 @@ queue's resyncs they give level-based reconciliation, as controller-runtime does
 - every event of a worker Job or pod (server-side label-selected) enqueues its parent;
 - a reconcile asks to run again after `Plan.requeue_after` (progress scraping, deadlines,
   TTL, waiting for old pods to go);
-- the admission webhook (kopf WebhookServer) runs tftj.operator.admission.
+- the admission webhook is not kopf's: tftj.operator.webhook serves it beside kopf.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from urllib3.exceptions import HTTPError
 
 from tftj.api import GROUP, PLURAL, VERSION
 from tftj.operator import metrics
-from tftj.operator.admission import review
 from tftj.operator.cache import JOBS, PODS, Cache, Obj
 from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE
 from tftj.operator.kube import Conflict, Gone, Listing
@@ -38,7 +37,6 @@ from tftj.operator.status import job_signal, pod_signal
 
 log = logging.getLogger("tftj.operator")
 
-WEBHOOK_ID = "validate-tftrainingjob"
 MAX_BACKOFF_SECONDS = 60.0
 # Long-lived children (ConfigMap, Service, ...) seen in place are not read again for this long
 # (unless the job's spec changes): it saves most of a reconcile's reads at scale, and drift
@@ -234,25 +232,7 @@ def _api_error(exc: ApiException) -> str:
     return f"{exc.status} {message}"
 
 
-def _admission_review(body: Any, old: Any, operation: str | None, warnings: list[str]) -> None:
-    op = operation or "UNKNOWN"
-    started = time.perf_counter()
-    try:
-        result = review(op, dict(body), dict(old) if old else None)
-    except Exception:
-        metrics.ADMISSIONS.labels(op, "error").inc()
-        raise
-    finally:
-        metrics.ADMISSION_SECONDS.labels(op).observe(time.perf_counter() - started)
-    warnings.extend(result.warnings)
-    if not result.allowed:
-        metrics.ADMISSIONS.labels(op, "denied").inc()
-        # kubectl prints this one message: every problem, each naming its field.
-        raise kopf.AdmissionError("; ".join(result.errors), code=422)
-    metrics.ADMISSIONS.labels(op, "allowed").inc()
-
-
-def build_registry(controller: Controller, *, webhook: bool) -> kopf.OperatorRegistry:
+def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     """All handlers on a fresh registry (nothing registered at import time)."""
     registry = kopf.OperatorRegistry()
 
@@ -348,28 +328,10 @@ def build_registry(controller: Controller, *, webhook: bool) -> kopf.OperatorReg
         labels={LABEL_JOB_NAME: kopf.PRESENT, LABEL_ROLE: "worker"},
     )(worker_pod_event)
 
-    if webhook:
-
-        @kopf.on.validate(
-            GROUP,
-            VERSION,
-            PLURAL,
-            id=WEBHOOK_ID,
-            operations=["CREATE", "UPDATE"],
-            registry=registry,
-        )
-        def validate(body: kopf.Body, warnings: list[str], **kwargs: Any) -> None:
-            # `old` and `operation` are passed by kopf but not in its typing protocol.
-            _admission_review(body, kwargs.get("old"), kwargs.get("operation"), warnings)
-
     return registry
 
 
-def configure_settings(
-    settings: kopf.OperatorSettings,
-    *,
-    webhook_server: Any | None,
-) -> None:
+def configure_settings(settings: kopf.OperatorSettings) -> None:
     # Our own Events are written by the reconcile; kopf's per-handler log events would only
     # add noise (and need no extra permission when off).
     settings.posting.enabled = False
@@ -378,8 +340,3 @@ def configure_settings(
     settings.watching.label_selectors["", "v1", "pods"] = f"{LABEL_JOB_NAME},{LABEL_ROLE}=worker"
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    if webhook_server is not None:
-        settings.admission.server = webhook_server
-        # The ValidatingWebhookConfiguration is owned by the Helm chart (or the dev launcher),
-        # so the operator needs no permission on admissionregistration.
-        settings.admission.managed = None
