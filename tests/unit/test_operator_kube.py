@@ -169,3 +169,16 @@ def test_a_misbehaving_endpoint_leaves_progress_as_it_was(
 )
 def test_an_impossible_address_is_not_scraped(ip: str, port: object) -> None:
     assert kube().scrape(ip, port) is None
+
+
+def test_an_invalid_spec_is_observed_and_reported_not_a_crash() -> None:
+    job = running_job(9400)
+    job["spec"]["storage"] = "10Gi"  # past the webhook, e.g. with an older CRD schema
+    job["spec"]["metrics"] = ["9400"]
+    observed = kube().observe(
+        job, scrape=True, children=False, workers=([batch_job(0)], [chief(), pod(0, 1)])
+    )
+    plan = reconcile(observed)
+    assert plan.status is not None
+    created = next(c for c in plan.status["conditions"] if c["type"] == "Created")
+    assert created["reason"] == "InvalidSpec" and "spec.storage" in created["message"]

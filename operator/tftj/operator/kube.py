@@ -55,6 +55,12 @@ def _ignore(status: int, call: Callable[[], Any]) -> Any:
         raise
 
 
+def _mapping(value: Any) -> Obj:
+    """`value` if it is a mapping, else empty: the raw spec is read before it is validated, and
+    a spec the schema rejects is reconcile()'s to report (InvalidSpec), not a crash here."""
+    return value if isinstance(value, dict) else {}
+
+
 class Kube:
     def __init__(
         self,
@@ -137,14 +143,14 @@ class Kube:
             # Never reconciled: the operator writes status before creating any child, so
             # there is nothing to read yet (a third of a new job's API requests).
             return Observed(job=job, children={}, attempt_jobs=[], pods=[], now=datetime.now(UTC))
-        spec = job.get("spec") or {}
+        spec = _mapping(job.get("spec"))
         wanted = [
             ("ConfigMap", naming.params_configmap_name(name)),
             ("Service", naming.workers_service_name(name)),
         ]
-        if (spec.get("storage") or {}).get("size"):
+        if _mapping(spec.get("storage")).get("size"):
             wanted.append(("PersistentVolumeClaim", naming.storage_claim_name(name)))
-        if (spec.get("tensorboard") or {}).get("enabled"):
+        if _mapping(spec.get("tensorboard")).get("enabled"):
             wanted += [
                 ("Deployment", naming.tensorboard_name(name)),
                 ("Service", naming.tensorboard_name(name)),
@@ -173,7 +179,7 @@ class Kube:
             )
             if chief is not None:
                 progress = self.scrape(
-                    chief["status"]["podIP"], (spec.get("metrics") or {}).get("port")
+                    chief["status"]["podIP"], _mapping(spec.get("metrics")).get("port")
                 )
         return Observed(
             job=job,
