@@ -412,3 +412,15 @@ def test_finished_workers_keep_the_job_running_until_the_job_completes() -> None
     step(job, [batch_job(0)], [pod(0, 0), pod(0, 1)])
     step(job, [batch_job(0)], [pod(0, 0, "Succeeded", False), pod(0, 1)])
     assert job["status"]["phase"] == "Running"
+
+
+def test_a_worker_job_deleted_by_someone_else_is_replaced_after_its_pods() -> None:
+    job = make_job()
+    step(job)
+    step(job, [batch_job(0)], [pod(0, 0), pod(0, 1)])
+    # `kubectl delete job mnist-a0`: the Job is gone, its pods still run until the GC gets there.
+    plan = step(job, [], [pod(0, 0), pod(0, 1)])
+    assert not [c for c in plan.creates if c["kind"] == "Job"]
+    assert condition(job, job["status"]["phase"])["reason"] == "StoppingPreviousAttempt"
+    plan = step(job, [], [])
+    assert [c["metadata"]["name"] for c in plan.creates if c["kind"] == "Job"] == ["mnist-a0"]

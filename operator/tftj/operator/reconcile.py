@@ -576,15 +576,18 @@ def _start(
     resolved: ResolvedParameters,
     timing: Timing,
 ) -> None:
-    """No Job for this attempt: create it once the previous attempt's workers are gone (two
-    groups must never train at once: they would write the same checkpoints)."""
+    """No Job for this attempt: create it once every earlier worker is gone (two groups must
+    never train at once: they would write the same checkpoints). That includes pods of this
+    very attempt whose Job was deleted behind the operator's back: they still run until the
+    garbage collector gets to them, under the host names the new Job's pods would take."""
     replicas = spec.workers.replicas
-    if attempt.leftovers or attempt.leftover_pods:
+    stopping = attempt.leftover_pods + attempt.pods
+    if attempt.leftovers or stopping:
         status.phase(
             _waiting_phase(status),
             "StoppingPreviousAttempt",
-            f"waiting for {len(attempt.leftover_pods)} worker pod(s) of the previous attempt "
-            f"to stop before starting attempt {attempt.number}",
+            f"waiting for {len(stopping)} worker pod(s) of an earlier worker Job to stop "
+            f"before starting attempt {attempt.number}",
         )
         plan.wake(timing.waiting_seconds)
         return
