@@ -102,7 +102,7 @@ class MemoryCluster:
                 raise Conflict(name)
             written = self.put({**stored, "status": plan.status})
         for deletion in plan.deletions:
-            self.objects.pop((deletion.kind, deletion.name), None)
+            self.objects.pop(("Job", deletion.name), None)
         for obj in plan.creates:
             key = (obj["kind"], obj["metadata"]["name"])
             if key not in self.objects:  # else AlreadyExists, ignored as Kube does

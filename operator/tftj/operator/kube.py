@@ -254,8 +254,6 @@ class Kube:
                     raise Gone(f"{namespace}/{name}") from exc
                 raise
         for deletion in plan.deletions:
-            if deletion.kind != "Job":
-                raise ValueError(f"cannot delete a {deletion.kind}")
             _ignore(
                 404,
                 lambda d=deletion: self.batch.delete_namespaced_job(  # type: ignore[misc]

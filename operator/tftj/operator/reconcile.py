@@ -62,8 +62,8 @@ class Observed:
 
 @dataclass(frozen=True)
 class Deletion:
-    api_version: str
-    kind: str
+    """A worker Job to delete (the only kind of child the operator ever deletes)."""
+
     name: str
     # Foreground keeps the Job until its pods are gone, so "old attempt fully stopped" is
     # observable as "the Job no longer exists".
@@ -314,7 +314,7 @@ def _on_failure(
         status.new["attempt"] = attempt + 1
         status.new["restarts"] = restarts + 1
         plan.restarted = True
-        plan.deletions.append(Deletion("batch/v1", "Job", _name(current)))
+        plan.deletions.append(Deletion(_name(current)))
         status.phase(
             "Restarting",
             "WorkerFailed",
@@ -461,9 +461,7 @@ def _decide(plan: Plan, status: _Status, observed: Observed, timing: Timing) -> 
         _terminal(plan, status, spec, observed)
         return
     _long_lived_children(plan, observed, resolved)
-    plan.deletions += [
-        Deletion("batch/v1", "Job", _name(j)) for j in attempt.leftovers if not _is_deleting(j)
-    ]
+    plan.deletions += [Deletion(_name(j)) for j in attempt.leftovers if not _is_deleting(j)]
     if _deadline(plan, status, spec, attempt, observed.now):
         return
     if spec.run_policy.suspend:
@@ -498,7 +496,7 @@ def _terminal(plan: Plan, status: _Status, spec: TFTrainingJobSpec, observed: Ob
     if (status.old.get("lastFailure") or {}).get("reason") == "DeadlineExceeded":
         # Stopping the workers may not have happened before a crash: make sure it does.
         plan.deletions += [
-            Deletion("batch/v1", "Job", _name(j))
+            Deletion(_name(j))
             for j in observed.attempt_jobs
             if job_outcome(j) is None and not _is_deleting(j)
         ]
@@ -531,7 +529,7 @@ def _deadline(
         plan.wake(left)
         return False
     if attempt.job is not None:
-        plan.deletions.append(Deletion("batch/v1", "Job", attempt.name))
+        plan.deletions.append(Deletion(attempt.name))
     status.new["lastFailure"] = {
         "attempt": attempt.number,
         "reason": "DeadlineExceeded",
@@ -558,7 +556,7 @@ def _suspend(plan: Plan, status: _Status, attempt: _Attempt) -> None:
         return
     # A fresh attempt number on resume keeps the stopped group and the resumed one apart.
     status.new["attempt"] = attempt.number + 1
-    plan.deletions.append(Deletion("batch/v1", "Job", attempt.name))
+    plan.deletions.append(Deletion(attempt.name))
     status.phase(
         "Suspended",
         "Suspended",
