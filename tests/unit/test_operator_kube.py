@@ -182,3 +182,15 @@ def test_an_invalid_spec_is_observed_and_reported_not_a_crash() -> None:
     assert plan.status is not None
     created = next(c for c in plan.status["conditions"] if c["type"] == "Created")
     assert created["reason"] == "InvalidSpec" and "spec.storage" in created["message"]
+
+
+def test_an_event_the_apiserver_cannot_take_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    configuration = client.Configuration()
+    configuration.host = "http://127.0.0.1:9"  # nothing listens: connection refused
+    configuration.retries = 0
+    edge = Kube(client.ApiClient(configuration))
+    with caplog.at_level("WARNING", logger="tftj.operator"):
+        edge.post_event(make_job(), "Warning", "InvalidSpec", "spec.x: bad")
+    assert "could not post event InvalidSpec on mnist" in caplog.text

@@ -20,6 +20,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from tftj.api import GROUP, PLURAL, VERSION, naming
 from tftj.api.models import MetricsSpec
@@ -331,3 +332,6 @@ class Kube:
         except ApiException as exc:
             # An event is a courtesy; losing one must not fail the reconcile.
             log.warning("could not post event %s on %s: %s", reason, meta["name"], exc.reason)
+        except (HTTPError, OSError) as exc:
+            # Posted from a thread pool, whose futures nobody reads: say it here or never.
+            log.warning("could not post event %s on %s: %s", reason, meta["name"], exc)
