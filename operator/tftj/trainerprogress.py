@@ -1,18 +1,28 @@
-"""Training progress parsed from a trainer's Prometheus /metrics text: one parser for all readers.
+"""Training progress read from a trainer's Prometheus /metrics: one reader for all.
 
 `tftj run` draws its progress bar from it and the operator fills status.progress from it; both
-read the series named in tftj.api.contract. Metric keys follow the Keras naming users know:
+read the series named in tftj.api.contract, through read_trainer_progress. Metric keys follow the Keras naming users know:
 `accuracy` is the training value, `val_accuracy` the validation one, `val_loss` likewise; the
 training loss has its own field.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import logging
 import math
+import socket
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from tftj.api import contract
+
+log = logging.getLogger("tftj")
+
+# A trainer's /metrics is a few KiB; anything this large is not one.
+MAX_METRICS_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -87,3 +97,53 @@ def parse_trainer_metrics(text: str) -> TrainerProgress | None:
         resumed_from_epoch=int(values.get(contract.METRIC_RESUMED_EPOCH, 0)),
         metrics=metrics,
     )
+
+
+def read_trainer_progress(host: str, port: int, timeout: float) -> TrainerProgress | None:
+    """A worker's progress from http://host:port/metrics, or None when it cannot be read now.
+
+    Best-effort by contract: progress is a courtesy, so whatever goes wrong (connection
+    refused, a half-written or garbled answer, an http.client protocol error, an answer slower
+    than `timeout` in total) gives None, and the caller keeps what it had.
+    """
+    try:
+        body = _get(host, port, "/metrics", timeout, MAX_METRICS_BYTES)
+        return parse_trainer_metrics(body.decode("utf-8", "replace"))
+    except Exception as exc:
+        log.debug("progress of %s:%s not readable: %r", host, port, exc)
+        return None
+
+
+def _get(host: str, port: int, path: str, timeout: float, limit: int) -> bytes:
+    """The complete body of a 200 answer to GET `path`, read within `timeout` in all.
+
+    A socket timeout bounds each read, not the answer: a peer that sends a byte at a time
+    would hold the caller for as long as it likes. A timer shuts the socket down at the
+    deadline instead, which fails whatever read is under way.
+    """
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    deadline = threading.Timer(timeout, _shut, (conn,))
+    deadline.start()
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise ValueError(f"HTTP {resp.status}")
+        body = resp.read(limit + 1)
+        # A body cut short at a line boundary still parses, as older or missing values:
+        # only a complete one counts.
+        if resp.length:
+            raise http.client.IncompleteRead(body, resp.length)
+        if len(body) > limit:
+            raise ValueError(f"larger than {limit} bytes")
+        return body
+    finally:
+        deadline.cancel()
+        conn.close()
+
+
+def _shut(conn: http.client.HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

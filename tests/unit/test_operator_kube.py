@@ -75,6 +75,7 @@ MISBEHAVIOURS: dict[str, bytes | None] = {
 
 class _Handler(socketserver.BaseRequestHandler):
     reply: bytes | None
+    drip: bool = False  # send the reply a byte at a time, 0.1 s apart
 
     def handle(self) -> None:
         sock: socket.socket = self.request
@@ -92,16 +93,25 @@ class _Handler(socketserver.BaseRequestHandler):
             except OSError:
                 pass
             return
-        sock.sendall(self.reply)
+        if not self.drip:
+            sock.sendall(self.reply)
+            return
+        stop = threading.Event()
+        for byte in self.reply:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                return  # the client gave up
+            stop.wait(0.1)
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[bytes | None], int]]:
+def serve() -> Iterator[Callable[..., int]]:
     """serve(reply) -> the loopback port of a real TCP server that answers every request so."""
     servers: list[socketserver.ThreadingTCPServer] = []
 
-    def start(reply: bytes | None) -> int:
-        handler = type("Handler", (_Handler,), {"reply": reply})
+    def start(reply: bytes | None, drip: bool = False) -> int:
+        handler = type("Handler", (_Handler,), {"reply": reply, "drip": drip})
         server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
@@ -135,7 +145,7 @@ def chief(ip: str = "127.0.0.1") -> dict[str, Any]:
     return worker
 
 
-def test_a_good_endpoint_is_read(serve: Callable[[bytes | None], int]) -> None:
+def test_a_good_endpoint_is_read(serve: Callable[..., int]) -> None:
     port = serve(response(GOOD))
     assert kube().scrape("127.0.0.1", port) == {
         "epoch": 3,
@@ -148,7 +158,7 @@ def test_a_good_endpoint_is_read(serve: Callable[[bytes | None], int]) -> None:
 
 @pytest.mark.parametrize("name", list(MISBEHAVIOURS))
 def test_a_misbehaving_endpoint_leaves_progress_as_it_was(
-    serve: Callable[[bytes | None], int], name: str
+    serve: Callable[..., int], name: str
 ) -> None:
     port = serve(MISBEHAVIOURS[name])
     edge = kube()
@@ -194,3 +204,12 @@ def test_an_event_the_apiserver_cannot_take_is_logged_not_raised(
     with caplog.at_level("WARNING", logger="tftj.operator"):
         edge.post_event(make_job(), "Warning", "InvalidSpec", "spec.x: bad")
     assert "could not post event InvalidSpec on mnist" in caplog.text
+
+
+def test_a_good_answer_dripped_slower_than_the_timeout_is_not_waited_for(
+    serve: Callable[..., int],
+) -> None:
+    # Every byte arrives within the socket timeout, the whole answer (~40 s) far outside it:
+    # without a deadline on the whole scrape, one slow chief would hold a reconcile worker.
+    port = serve(response(GOOD), drip=True)
+    assert kube().scrape("127.0.0.1", port) is None

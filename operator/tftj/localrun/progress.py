@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-
-from tftj.trainerprogress import TrainerProgress, parse_trainer_metrics
+from tftj.trainerprogress import TrainerProgress, read_trainer_progress
 
 
 def read_progress(port: int, timeout: float = 1.0) -> TrainerProgress | None:
-    """The chief's progress, or None while its /metrics is not up yet."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as reply:
-            return parse_trainer_metrics(reply.read().decode())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
+    """The local chief's progress, or None while its /metrics is not up (or not readable)."""
+    return read_trainer_progress("127.0.0.1", port, timeout)
 
 
 def duration(seconds: float) -> str:

@@ -9,10 +9,8 @@ status first, then deletions, creations, patches, events.
 from __future__ import annotations
 
 import concurrent.futures
-import http.client
 import ipaddress
 import logging
-import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -27,13 +25,11 @@ from tftj.api.models import MetricsSpec
 from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE, Obj
 from tftj.operator.reconcile import Observed, Plan, rfc3339
 from tftj.operator.status import chief_pod
-from tftj.trainerprogress import parse_trainer_metrics
+from tftj.trainerprogress import read_trainer_progress
 
 log = logging.getLogger("tftj.operator")
 
 MERGE_PATCH = "application/merge-patch+json"
-# A trainer's /metrics is a few KiB; anything this large is not one.
-MAX_METRICS_BYTES = 1_000_000
 COMPONENT = "tftj-operator"
 
 Listing = tuple[list[Obj], str | None]  # items, the list's resourceVersion
@@ -192,41 +188,27 @@ class Kube:
         )
 
     def scrape(self, ip: str, port: Any) -> dict[str, Any] | None:
-        """The chief's progress, or None when it cannot be read right now.
-
-        Best-effort by contract: progress is a courtesy, so whatever goes wrong (connection
-        refused, a timeout, a half-written or garbled response, an http.client protocol error,
-        a port the spec never should have allowed) leaves status.progress as it was and never
-        fails the reconcile that asked.
-        """
+        """The chief's progress as status.progress, or None when it cannot be read right now
+        (see read_trainer_progress: any failure leaves status.progress as it was)."""
         try:
-            url = self._metrics_url(ip, port)
-            if url is None:
-                return None
-            with urllib.request.urlopen(url, timeout=self.scrape_timeout) as resp:
-                body = resp.read(MAX_METRICS_BYTES + 1)
-                # A body cut short at a line boundary still parses, as older or missing
-                # values: only a complete one is read as the trainer's progress.
-                if resp.length:
-                    raise http.client.IncompleteRead(body, resp.length)
-            if len(body) > MAX_METRICS_BYTES:
-                raise ValueError(f"/metrics is larger than {MAX_METRICS_BYTES} bytes")
-            progress = parse_trainer_metrics(body.decode("utf-8", "replace"))
-            return progress.to_status() if progress is not None else None
-        except Exception as exc:
-            log.debug("progress of %s:%s not readable: %r", ip, port, exc)
+            address = self._metrics_address(ip, port)
+        except (ValueError, TypeError) as exc:  # a pod IP or a port that cannot be one
+            log.debug("progress of %s:%s not read: %s", ip, port, exc)
             return None
+        if address is None:
+            return None
+        progress = read_trainer_progress(*address, timeout=self.scrape_timeout)
+        return progress.to_status() if progress is not None else None
 
-    def _metrics_url(self, ip: str, port: Any) -> str | None:
-        """The chief's /metrics URL; None for an address outside scrape_allowed."""
+    def _metrics_address(self, ip: str, port: Any) -> tuple[str, int] | None:
+        """(host, port) of the chief's /metrics; None for an address outside scrape_allowed."""
         address = ipaddress.ip_address(ip)
         if self.scrape_allowed and not any(address in net for net in self.scrape_allowed):
             return None
         number = MetricsSpec().port if port is None else int(port)
         if not 0 < number < 65536:
             raise ValueError(f"metrics port {port!r} is not a TCP port")
-        host = f"[{ip}]" if address.version == 6 else ip
-        return f"http://{host}:{number}/metrics"
+        return ip, number
 
     # ------------------------------------------------------------------ writing
 
