@@ -58,7 +58,7 @@ def test_lifecycle_to_succeeded_with_wait_describe_and_children(k: Kubectl) -> N
     st = status(k, "life")
     assert st["phase"] == "Succeeded" and st["completionTime"] and st["startTime"]
     assert st["replicas"]["succeeded"] == 2 and st["attempt"] == 0 and st["restarts"] == 0
-    assert st["parametersHash"] == st["resolvedParameters"]["parametersHash"]
+    assert st["resolvedParameters"]["derived"]["replicasInSync"] == 2
     assert st["observedGeneration"] == 1
 
     job = k.get("jobs", "life-a0")

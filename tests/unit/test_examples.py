@@ -66,3 +66,13 @@ def test_remote_and_absolute_paths_are_left_alone() -> None:
             update={"data": job.spec.data.model_copy(update={"path": given})}
         )
         assert resolve_local_paths(spec, EXAMPLES).data.path == given
+
+
+def test_examples_and_defaults_are_warning_free() -> None:
+    # A warning on a shipped example (or on a spec that sets nothing) teaches users to ignore
+    # warnings; the examples that restart show storage instead.
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        _job, report = load_job(path)
+        assert (path.name, list(report.warnings)) == (path.name, [])
+    digits = yaml.safe_load((EXAMPLES / "digits-mlp.yaml").read_text())["spec"]
+    assert digits["storage"]["size"]

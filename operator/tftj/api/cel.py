@@ -126,7 +126,9 @@ def _optimizer_param_rules() -> list[CelRule]:
         CelRule(
             "optimizer_params_fit_optimizer",
             ("spec", "training"),
-            f"!has(self.optimizerParams.{param}) || self.optimizer in {_list(optimizers)}",
+            # optimizerParams has no default object (an empty one is not stored).
+            f"!has(self.optimizerParams) || !has(self.optimizerParams.{param}) || "
+            f"self.optimizer in {_list(optimizers)}",
             f"optimizerParams.{param} only applies to optimizer {' or '.join(optimizers)}",
             f".optimizerParams.{param}",
         )
@@ -281,8 +283,9 @@ CEL_RULES: tuple[CelRule, ...] = (
     CelRule(
         "priority_class_consistent",
         ("spec",),
-        "!has(self.scheduling.priorityClassName) || "
-        "!has(self.workers.podTemplate.priorityClassName) || "
+        # scheduling and podTemplate have no default object (empty ones are not stored).
+        "!has(self.scheduling) || !has(self.scheduling.priorityClassName) || "
+        "!has(self.workers.podTemplate) || !has(self.workers.podTemplate.priorityClassName) || "
         "self.scheduling.priorityClassName == self.workers.podTemplate.priorityClassName",
         "workers.podTemplate.priorityClassName differs from scheduling.priorityClassName; "
         "set only one",

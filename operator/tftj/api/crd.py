@@ -56,12 +56,15 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
-def _without_nulls(value: Any) -> Any:
-    """Unset optionals (None) are absent in Kubernetes objects, not null."""
+def _without_empty(value: Any) -> Any:
+    """A default as the apiserver should store it: unset optionals (None) are absent, not null,
+    and so are empty maps and lists (absent means empty), so `kubectl describe` and
+    `kubectl get -o yaml` show no `Labels:` with nothing under it."""
     if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        kept = {k: _without_empty(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v is not None and v != {} and v != []}
     if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
+        return [_without_empty(v) for v in value]
     return value
 
 
@@ -101,7 +104,10 @@ def structural(node: Schema, *, defaults: bool = True) -> Schema:
                 # A nested object's default is written out in full (not {}): the apiserver
                 # checks each default against the CEL rules of its node *without* filling the
                 # nested defaults first, so a rule reading self.schedule.type fails on {}.
-                out["default"] = _without_nulls(value)
+                # An empty collection is not defaulted at all (see _without_empty).
+                stored = _without_empty(value)
+                if stored not in ({}, []):
+                    out["default"] = stored
         else:
             out[key] = value
     return out

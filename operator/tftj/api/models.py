@@ -859,7 +859,10 @@ class TFTrainingJobStatus(Model):
     phase: Phase | None = doc(None, "Pending, Running, Restarting, Suspended, Succeeded, Failed.")
     conditions: list[Condition] = doc([], "Latest observations of the job's state.")
     resolved_parameters: dict[str, Any] | None = doc(
-        None, "Every value the trainer uses: spec with defaults filled plus derived values."
+        None,
+        "What the spec does not show of the values the trainer uses: `derived` (computed from "
+        "several fields) and `filledDefaults` (task- and optimizer-dependent defaults). The "
+        "spec plus filledDefaults is the whole resolved spec (ConfigMap <name>-params).",
     )
     parameters_hash: str | None = doc(None, "Stable hash of the resolved training parameters.")
     workers: str | None = doc(None, "Ready/desired workers, e.g. 3/4 (printer column).")

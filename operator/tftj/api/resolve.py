@@ -207,3 +207,28 @@ def resolved_to_dict(resolved: ResolvedParameters) -> dict[str, Any]:
 def resolved_from_dict(data: dict[str, Any]) -> ResolvedParameters:
     """Parse the wire form back (the trainer's loader); raises pydantic.ValidationError."""
     return ResolvedParameters.model_validate(data)
+
+
+def _not_shown(full: Any, shown: Any) -> Any:
+    """The parts of `full` that `shown` does not already hold (None: nothing). Empty maps and
+    lists count as shown: an absent collection is an empty one."""
+    if isinstance(full, dict):
+        given = shown if isinstance(shown, dict) else {}
+        missing = {key: _not_shown(value, given.get(key)) for key, value in full.items()}
+        return {key: value for key, value in missing.items() if value is not None} or None
+    if full in ({}, []) or full == shown:
+        return None
+    return full
+
+
+def status_parameters(resolved: ResolvedParameters, stored_spec: dict[str, Any]) -> dict[str, Any]:
+    """status.resolvedParameters: what a reader of the stored (apiserver-defaulted) spec cannot
+    see there, so `kubectl describe` shows each value once. `derived` holds the computed values;
+    `filledDefaults` the spec values resolve() chose (task- and optimizer-dependent defaults).
+    spec + filledDefaults is exactly the resolved spec the trainer reads from params.yaml."""
+    wire = resolved_to_dict(resolved)
+    shown: dict[str, Any] = {"derived": wire["derived"]}
+    filled = _not_shown(wire["spec"], stored_spec)
+    if filled is not None:
+        shown["filledDefaults"] = filled
+    return shown

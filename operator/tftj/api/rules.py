@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from tftj.api.contract import PARAMS_DIR
 from tftj.api.errors import Problem, error, warning
-from tftj.api.models import Schedule, TFTrainingJobSpec
+from tftj.api.models import RunPolicy, Schedule, TFTrainingJobSpec
 from tftj.api.naming import max_job_name_length
 from tftj.api.quantity import parse_quantity
 from tftj.api.resolve import OPTIMIZER_DEFAULTS, Derived
@@ -330,8 +330,15 @@ def high_learning_rate(spec: TFTrainingJobSpec, d: Derived) -> Iterator[Problem]
         )
 
 
+# The default backoffLimit is not warned about: a job that leaves restarts alone (most, and
+# every example without storage) gets no warning it did nothing to cause. Asking for a
+# different number of restarts without storage is what this rule catches.
+_DEFAULT_BACKOFF_LIMIT = RunPolicy.model_fields["backoff_limit"].default
+
+
 def restarts_without_storage(spec: TFTrainingJobSpec, d: Derived) -> Iterator[Problem]:
-    if spec.run_policy.backoff_limit > 0 and not _has_storage(spec):
+    limit = spec.run_policy.backoff_limit
+    if limit > 0 and limit != _DEFAULT_BACKOFF_LIMIT and not _has_storage(spec):
         yield warning(
             "spec.storage",
             f"runPolicy.backoffLimit is {spec.run_policy.backoff_limit} but there is no storage: "

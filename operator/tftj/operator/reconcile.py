@@ -23,7 +23,7 @@ from tftj.api import naming
 from tftj.api.contract import exit_code_meaning, failure_kind, is_retried
 from tftj.api.messages import translate
 from tftj.api.models import TFTrainingJobSpec
-from tftj.api.resolve import ResolvedParameters, resolve, resolved_to_dict
+from tftj.api.resolve import ResolvedParameters, resolve, status_parameters
 from tftj.operator import conditions
 from tftj.operator.children import (
     Obj,
@@ -452,7 +452,7 @@ def _decide(plan: Plan, status: _Status, observed: Observed, timing: Timing) -> 
         _invalid_spec(status, exc)
         return
     resolved = resolve(spec, name=name, namespace=namespace)
-    _resolved_status(status, resolved)
+    _resolved_status(status, resolved, job.get("spec") or {})
     attempt = _attempt(status, observed, name)
     _replica_counts(status, attempt.pods, spec.workers.replicas)
     _progress(status, observed)
@@ -484,8 +484,10 @@ def _invalid_spec(status: _Status, exc: ValidationError) -> None:
         status.phase("Pending", "InvalidSpec", "the spec is invalid: see the Created condition")
 
 
-def _resolved_status(status: _Status, resolved: ResolvedParameters) -> None:
-    status.new["resolvedParameters"] = resolved_to_dict(resolved)
+def _resolved_status(status: _Status, resolved: ResolvedParameters, stored_spec: Obj) -> None:
+    # Only what the stored spec does not show (derived values, task/optimizer defaults):
+    # `kubectl describe` prints each value once; params.yaml holds the whole set.
+    status.new["resolvedParameters"] = status_parameters(resolved, stored_spec)
     status.new["parametersHash"] = resolved.parameters_hash
     status.new["gpus"] = resolved.derived.total_gpus
     status.new.setdefault("restarts", 0)
