@@ -83,17 +83,21 @@ def parse_trainer_metrics(text: str) -> TrainerProgress | None:
                 metrics[_metric_key(sample.labels["name"], split)] = value
                 continue
             values[sample.name] = value
-    if contract.METRIC_EPOCHS_TARGET not in values:
+    # The trainer creates its series at 0 before it knows the plan: epochs 0 is "not started"
+    # (a job trains at least one epoch), and a rate of 0 is "not measured yet", as is the ETA
+    # that would come from it.
+    if values.get(contract.METRIC_EPOCHS_TARGET, 0) <= 0:
         return None
     steps = values.get(contract.METRIC_STEPS_TARGET)
+    rate = values.get(contract.METRIC_EXAMPLES_PER_SECOND) or None
     return TrainerProgress(
         epoch=int(values.get(contract.METRIC_EPOCH, 0)),
         epochs=int(values[contract.METRIC_EPOCHS_TARGET]),
         step=int(values.get(contract.METRIC_STEP, 0)),
         steps=int(steps) if steps else None,
         loss=values.get(contract.METRIC_LOSS),
-        examples_per_second=values.get(contract.METRIC_EXAMPLES_PER_SECOND),
-        eta_seconds=values.get(contract.METRIC_ETA_SECONDS),
+        examples_per_second=rate,
+        eta_seconds=values.get(contract.METRIC_ETA_SECONDS) if rate else None,
         resumed_from_epoch=int(values.get(contract.METRIC_RESUMED_EPOCH, 0)),
         metrics=metrics,
     )

@@ -94,11 +94,15 @@ class Reporting(keras.callbacks.Callback):  # type: ignore[misc]  # tf_keras is 
             self._report(self._epoch * self.steps_per_epoch + batch + 1, now, logs or {})
 
     def _report(self, step: int, now: float, logs: Mapping[str, Any]) -> None:
+        first = self._last_report < 0
         self._last_report = step
         self._next_report = (step // self.frequency + 1) * self.frequency
         self._report_batch = self._next_report - self._epoch * self.steps_per_epoch - 1
         elapsed = now - self._window_started
-        rate = (step - self._window_step) * self.global_batch / elapsed if elapsed > 0 else None
+        # The first window of a run holds graph tracing and input start-up: its rate would
+        # be far below the real one and its ETA far too long, so neither is reported.
+        measured = elapsed > 0 and not first
+        rate = (step - self._window_step) * self.global_batch / elapsed if measured else None
         remaining = self.epochs * self.steps_per_epoch - step
         eta = remaining * self.global_batch / rate if rate else None
         self._window_started, self._window_step = now, step

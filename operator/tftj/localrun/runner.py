@@ -7,6 +7,7 @@ the run with the failing worker's one-line reason. Ctrl-C stops every worker cle
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import time
@@ -49,6 +50,10 @@ class ProgressPrinter:
         self.last_line = ""
         self.last_time = 0.0
         self.last_epoch = -1
+
+    def columns(self) -> int:
+        """The terminal's width now (it may have been resized); 80 for logs and pipes."""
+        return shutil.get_terminal_size().columns if self.tty else 80
 
     def show(self, line: str, epoch: int) -> None:
         if line == self.last_line:
@@ -97,7 +102,7 @@ def watch(group: WorkerGroup, printer: ProgressPrinter, deadline: float | None) 
             progress = read_progress(group.chief.metrics_port)
             if progress is not None:
                 printer.latest = progress
-                printer.show(progress_line(progress), progress.epoch)
+                printer.show(progress_line(progress, printer.columns()), progress.epoch)
             next_progress = now + PROGRESS_SECONDS
         time.sleep(POLL_SECONDS)  # a poll interval, not synchronisation
 
