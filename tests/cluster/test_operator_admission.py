@@ -48,8 +48,20 @@ def test_unknown_field_is_refused(k: Kubectl) -> None:
 
 
 def test_warnings_are_printed_by_kubectl(k: Kubectl) -> None:
-    proc = k.apply(training_job("warned", replicas=1, run_seconds=1))
+    proc = k.apply(training_job("warned", replicas=1, run_seconds=1, runPolicy={"backoffLimit": 5}))
     assert "Warning:" in proc.stderr and "spec.storage" in proc.stderr
+
+
+def test_a_ttl_on_a_gitops_synced_job_is_warned_about(k: Kubectl) -> None:
+    job = training_job(
+        "synced", replicas=1, run_seconds=1, runPolicy={"ttlSecondsAfterFinished": 30}
+    )
+    job["metadata"]["labels"] = {"kustomize.toolkit.fluxcd.io/name": "trainers"}
+    proc = k.apply(job)
+    assert "Warning: spec.runPolicy.ttlSecondsAfterFinished: the job looks synced by Flux" in (
+        proc.stderr
+    )
+    assert "it trains again" in proc.stderr
 
 
 def test_parameters_of_a_started_job_are_immutable(k: Kubectl) -> None:
@@ -72,7 +84,8 @@ def test_parameters_of_a_started_job_are_immutable(k: Kubectl) -> None:
     assert (
         "spec.training.learningRate" in change.stderr and "spec.workers.replicas" in change.stderr
     )
-    assert "create a new job" in change.stderr
+    # ... and says what to do instead.
+    assert "new metadata.name" in change.stderr and "kubectl delete tftj NAME" in change.stderr
     # What steers the run may change, and so may metadata.
     k(
         "patch",

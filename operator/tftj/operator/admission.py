@@ -39,7 +39,26 @@ MUTABLE_WHEN_STARTED = (
     "runPolicy.activeDeadlineSeconds",
     "runPolicy.ttlSecondsAfterFinished",
 )
-IMMUTABLE_HINT = "cannot change after the job started; create a new job: runs stay reproducible"
+IMMUTABLE = "cannot change after the job started"
+# Said once after the paths: why, and the two ways to train with the changed manifest.
+IMMUTABLE_HINT = (
+    "a started job's parameters are immutable so each run stays reproducible from its "
+    "manifest. To train with the changed spec, apply it under a new metadata.name (in Git: "
+    "rename the job); to re-run the same job from scratch, delete it "
+    "(kubectl delete tftj NAME) and apply it again. Only "
+    + ", ".join(f"spec.{path}" for path in MUTABLE_WHEN_STARTED)
+    + " may change while it runs"
+)
+
+# Labels/annotations by which Argo CD and Flux mark the objects they sync. Argo CD's label
+# tracking (its default before 3.0) uses app.kubernetes.io/instance, which plain Helm sets too:
+# the warning names the mark it saw, so a Helm user can tell it does not apply.
+GITOPS_MARKS = (
+    ("annotation", "argocd.argoproj.io/tracking-id", "Argo CD"),
+    ("label", "app.kubernetes.io/instance", "Argo CD"),
+    ("label", "kustomize.toolkit.fluxcd.io/name", "Flux"),
+    ("label", "helm.toolkit.fluxcd.io/name", "Flux"),
+)
 
 
 @dataclass
@@ -69,17 +88,46 @@ def _manifest(body: Obj) -> Obj:
 
 
 def validation(body: Any) -> Review:
-    report = validate(_manifest(body) if isinstance(body, dict) else body)
+    manifest = _manifest(body) if isinstance(body, dict) else body
+    report = validate(manifest)
     return Review(
-        errors=[str(p) for p in report.errors], warnings=[str(p) for p in report.warnings]
+        errors=[str(p) for p in report.errors],
+        warnings=[str(p) for p in report.warnings] + gitops_ttl_warnings(manifest),
     )
 
 
+def _dict(value: Any) -> Obj:
+    return value if isinstance(value, dict) else {}
+
+
+def gitops_manager(body: Obj) -> str | None:
+    """Which GitOps tool syncs this object and the mark that says so (None: none seen)."""
+    meta = _dict(body.get("metadata"))
+    for where, key, tool in GITOPS_MARKS:
+        if key in _dict(meta.get(f"{where}s")):
+            return f"{tool} ({where} {key})"
+    return None
+
+
+def gitops_ttl_warnings(body: Any) -> list[str]:
+    """A TTL under GitOps deletes the finished job, and the tool's next sync re-creates it from
+    Git: the same training runs again, and again after every TTL."""
+    ttl = _dict(_dict(_dict(body).get("spec")).get("runPolicy")).get("ttlSecondsAfterFinished")
+    manager = gitops_manager(_dict(body))
+    if ttl is None or manager is None:
+        return []
+    return [
+        f"spec.runPolicy.ttlSecondsAfterFinished: the job looks synced by {manager}, which "
+        f"re-creates it once the TTL deleted it {ttl}s after it finished, and it trains again: "
+        "leave the TTL out of jobs kept in Git (see docs/gitops.md)"
+    ]
+
+
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
-    if isinstance(value, dict) and value:
+    if isinstance(value, dict):
         for key, item in value.items():
             _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
-    else:
+    elif value != []:  # an empty map or list is the same as an absent one
         out[prefix] = value
 
 
@@ -104,11 +152,12 @@ def has_started(body: Obj) -> bool:
 def immutability(old: Obj, new: Obj) -> list[str]:
     if not has_started(old):
         return []
-    return [
-        f"spec.{path}: {IMMUTABLE_HINT}"
+    frozen = [
+        f"spec.{path}: {IMMUTABLE}"
         for path in changed_paths(old.get("spec"), new.get("spec"))
         if not _mutable(path)
     ]
+    return [*frozen, IMMUTABLE_HINT] if frozen else []
 
 
 def review(operation: str, body: Any, old: Any) -> Review:

@@ -15,6 +15,12 @@ Condition = dict[str, Any]
 CREATED = "Created"
 PHASES = ("Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed")
 TERMINAL_PHASES = ("Succeeded", "Failed")
+# kstatus' "abnormal-true" condition (what Flux and kpt read): Stalled is True while the job
+# cannot get where its spec asks without a change (Failed, or a spec the operator refuses) and
+# absent or False otherwise. Like a started batch/v1 Job, any other job whose observedGeneration
+# is current is "Current" for kstatus; no Reconciling condition is needed for that.
+STALLED = "Stalled"
+INVALID_SPEC = "InvalidSpec"
 
 
 def find(conditions: list[Condition], type_: str) -> Condition | None:
@@ -63,8 +69,14 @@ def set_phase(
     result = set_condition(
         conditions, phase, "True", reason, message, now=now, generation=generation
     )
-    for other in PHASES:
+    stalled = phase == "Failed" or reason == INVALID_SPEC
+    for other in (*PHASES, STALLED):
         existing = find(result, other)
+        if other == STALLED and stalled:
+            result = set_condition(
+                result, other, "True", reason, message, now=now, generation=generation
+            )
+            continue
         if other == phase or existing is None or existing.get("status") == "False":
             continue
         result = set_condition(
