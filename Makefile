@@ -54,6 +54,8 @@ down:
 generate: setup
 	.venv/bin/tftj crd > crds/tftrainingjobs.tftj.dev.yaml
 	.venv/bin/tftj docs > docs/parameters.md
+	.venv/bin/python -m tftj.monitoring rules > charts/tftj/files/prometheus-rules.yaml
+	.venv/bin/python -m tftj.monitoring dashboard > charts/tftj/files/grafana-dashboard.json
 
 bench: setup system-deps testbin
 	$(PY) bench/run_all.py

@@ -25,7 +25,7 @@ CRD_FILE = REPO / "crds" / "tftrainingjobs.tftj.dev.yaml"
 RELEASE = "tftj"
 OPERATOR = f"{RELEASE}-operator"  # tftj.fullname
 #: Kinds the chart may render whose CRD a bare cluster does not have (Prometheus operator).
-NOT_APPLIED_KINDS = {"ServiceMonitor"}
+NOT_APPLIED_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 CLUSTER_SCOPED_KINDS = {
     "ClusterRole",
     "ClusterRoleBinding",
@@ -406,3 +406,64 @@ def test_install_then_upgrade_keeps_the_webhook_certificate(admin: Kubectl, name
         assert f"{release}-operator" not in left.stdout, "uninstall left cluster-scoped objects"
     finally:
         helm("uninstall", release, *common[:3], check=False)
+
+
+# ------------------------------------------------------------------------- monitoring bundle
+
+
+def test_monitoring_bundle_renders_only_when_enabled(
+    tmp_path: Path, admin: Kubectl, restricted: str
+) -> None:
+    defaults = by_kind(render(tmp_path, restricted, server_version(admin)))
+    assert not {"PodMonitor", "PrometheusRule", "ConfigMap"} & set(defaults)
+
+    values = {
+        "watchNamespaces": [restricted],
+        "metrics": {
+            "podMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prom"}},
+            "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+        },
+        "grafana": {"dashboards": {"enabled": True, "annotations": {"grafana_folder": "ML"}}},
+    }
+    docs = render(tmp_path, restricted, server_version(admin), values)
+
+    pod_monitor = one(docs, "PodMonitor")
+    assert pod_monitor["metadata"]["labels"]["release"] == "prom"
+    assert pod_monitor["spec"]["namespaceSelector"] == {"matchNames": [restricted]}
+    assert pod_monitor["spec"]["selector"] == {
+        "matchLabels": {
+            "tftj.dev/role": "worker",
+            "app.kubernetes.io/managed-by": "tftj-operator",
+        }
+    }
+    assert pod_monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "15s", "honorLabels": True}
+    ]
+    rule = one(docs, "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((CHART / "files" / "prometheus-rules.yaml").read_text())
+    dashboard = one(docs, "ConfigMap")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "ML"}
+    assert json.loads(dashboard["data"]["tftj.json"]) == json.loads(
+        (CHART / "files" / "grafana-dashboard.json").read_text()
+    )
+    _, skipped = install_crds_and_dry_run(admin, docs)
+    assert sorted(skipped) == [
+        ("PodMonitor", f"{OPERATOR}-workers"),
+        ("PrometheusRule", OPERATOR),
+    ]
+
+
+def test_worker_pods_match_the_pod_monitor(tmp_path: Path, admin: Kubectl) -> None:
+    """The PodMonitor's selector and port name are those of the worker pods the operator builds."""
+    from tftj.api.models import TFTrainingJobSpec
+    from tftj.api.resolve import resolve
+    from tftj.operator.children import worker_pod_labels
+
+    values = {"metrics": {"podMonitor": {"enabled": True}}}
+    monitor = one(render(tmp_path, "default", server_version(admin), values), "PodMonitor")
+    resolved = resolve(
+        TFTrainingJobSpec.model_validate({"data": {"format": "synthetic"}}), name="j"
+    )
+    labels = worker_pod_labels("j", 0, resolved)
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()

@@ -10,7 +10,17 @@ RECONCILE_SECONDS = Histogram(
     "Time to observe a TFTrainingJob's children, decide and apply the plan",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+JOB_PHASE = Gauge(
+    "tftj_operator_job_phase",
+    "1 for each TFTrainingJob's current phase (what alerts on a failed job select on)",
+    ["namespace", "name", "phase"],
+)
 RECONCILES = Counter("tftj_operator_reconciles_total", "Reconciles by result", ["result"])
+# Every result is exported from the start (at 0), so an error ratio has a series to compute
+# before the first error, as Prometheus' instrumentation guide recommends.
+RECONCILE_RESULTS = ("ok", "conflict", "error")
+for _result in RECONCILE_RESULTS:
+    RECONCILES.labels(_result)
 RESTARTS = Counter(
     "tftj_operator_restarts_total", "Whole-group restarts started after a retryable failure"
 )
@@ -26,6 +36,9 @@ ADMISSION_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
 ERRORS = Counter("tftj_operator_errors_total", "Errors while reconciling, by kind", ["kind"])
+ERROR_KINDS = ("api", "connection", "internal")
+for _kind in ERROR_KINDS:
+    ERRORS.labels(_kind)
 QUEUE_DEPTH = Gauge("tftj_operator_work_queue_depth", "TFTrainingJobs waiting to be reconciled")
 PHASES = ("Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed")
 
@@ -34,18 +47,22 @@ class PhaseTracker:
     """Keeps tftj_operator_jobs in line with the last phase seen per job."""
 
     def __init__(self) -> None:
-        self._phases: dict[object, str] = {}
+        self._phases: dict[tuple[str, str], str] = {}
         for phase in PHASES:
             JOBS.labels(phase).set(0)
 
-    def set(self, key: object, phase: str | None) -> None:
+    def set(self, key: tuple[str, str], phase: str | None) -> None:
         old = self._phases.pop(key, None)
         if phase:
             self._phases[key] = phase
         if old != phase:
+            if old:
+                JOB_PHASE.remove(*key, old)
+            if phase:
+                JOB_PHASE.labels(*key, phase).set(1)
             self._publish()
 
-    def forget(self, key: object) -> None:
+    def forget(self, key: tuple[str, str]) -> None:
         self.set(key, None)
 
     def _publish(self) -> None:
