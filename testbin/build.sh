@@ -4,7 +4,9 @@
 #   bash testbin/build.sh            # build what is missing, link into testbin/bin/
 #   bash testbin/build.sh --list     # print the cache dirs this checkout uses
 #
-# Each component (k8s, etcd, kwok, helm) is its own Go module under testbin/<name>/
+# Each component (k8s, etcd, kwok, helm; for the real node: node = kubelet + kube-proxy,
+# containerd, coredns, and the pause program testbin/images.sh builds) is its own Go
+# module under testbin/<name>/
 # so their dependency graphs never have to agree. Binaries are built into a cache
 # OUTSIDE the repository, keyed by the pinned version and a hash of the module
 # files, so a fresh clone elsewhere on the same machine (CI) reuses them and only a
@@ -43,13 +45,14 @@ cache_key() {
   echo "${name}-${version}-${digest}"
 }
 
-# build NAME MODULE_DIR "BINARY=PACKAGE ..." LDFLAGS
+# build NAME MODULE_DIR "BINARY=PACKAGE ..." LDFLAGS VERSION [TAGS]
 # Builds into a temp dir next to the cache entry and renames it into place only
 # when every binary linked, so an interrupted build never looks complete.
 build() {
-  local name="$1" dir="$2" targets="$3" ldflags="$4" version="$5"
+  local name="$1" dir="$2" targets="$3" ldflags="$4" version="$5" tags="${6:-}"
   local key out tmp start
-  key="$(cache_key "${name}" "${version}" "${dir}" "${ldflags}")"
+  # Build tags are part of the key only when set, so untagged keys stay what they were.
+  key="$(cache_key "${name}" "${version}" "${dir}" "${ldflags}${tags:+ -tags=${tags}}")"
   out="${cache_root}/${key}"
   if [[ "${TFTJ_TESTBIN_FORCE:-0}" != "1" && -f "${out}/.complete" ]]; then
     echo "testbin: ${name} ${version}: cached in ${out}"
@@ -62,7 +65,7 @@ build() {
     # One `go build` for all packages of a module so shared packages compile once.
     # -buildvcs=false: testbin/ sits inside the tftj git checkout; its commit is not
     # the binaries' version (and stamping fails on checkouts git calls "dubious").
-    (cd "${dir}" && go build -trimpath -buildvcs=false -ldflags "${ldflags}" -o "${tmp}/" "${pkgs[@]}")
+    (cd "${dir}" && go build -trimpath -buildvcs=false -tags "${tags}" -ldflags "${ldflags}" -o "${tmp}/" "${pkgs[@]}")
     for t in ${targets}; do
       local want="${t%%=*}" got
       got="$(basename "${t#*=}")"
@@ -113,6 +116,27 @@ helm_version="$(required_version "${here}/helm" helm.sh/helm/v3)"
 build helm "${here}/helm" "helm=helm.sh/helm/v3/cmd/helm" \
   "-s -w -X helm.sh/helm/v3/internal/version.version=${helm_version} -X helm.sh/helm/v3/internal/version.gitCommit=module-${helm_version} -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
   "${helm_version}"
+
+# ---- the real node (tests/node, `make up-real`); runc and the CNI plugins are Debian's.
+# Same k8s.io/kubernetes version and ldflags as the control plane: GOCACHE shares the
+# packages both use, so this costs the kubelet/kube-proxy-only packages and the links.
+node_version="$(required_version "${here}/node" k8s.io/kubernetes)"
+[[ "${node_version}" == "${k8s_version}" ]] || {
+  echo "testbin: node module pins k8s.io/kubernetes ${node_version}, control plane ${k8s_version}; keep them equal" >&2
+  exit 1
+}
+build node "${here}/node" \
+  "kubelet=k8s.io/kubernetes/cmd/kubelet kube-proxy=k8s.io/kubernetes/cmd/kube-proxy" \
+  "${k8s_ldflags}" "${node_version}"
+
+containerd_version="$(required_version "${here}/containerd" github.com/containerd/containerd/v2)"
+build containerd "${here}/containerd" \
+  "containerd=github.com/containerd/containerd/v2/cmd/containerd containerd-shim-runc-v2=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 ctr=github.com/containerd/containerd/v2/cmd/ctr" \
+  "-s -w -X github.com/containerd/containerd/v2/version.Version=${containerd_version}" \
+  "${containerd_version}" "no_btrfs no_devmapper no_zfs"
+
+coredns_version="$(required_version "${here}/coredns" github.com/coredns/coredns)"
+build coredns "${here}/coredns" "coredns=github.com/coredns/coredns" "-s -w" "${coredns_version}"
 
 mv "${bin_dir}/.cache-dirs.tmp" "${bin_dir}/.cache-dirs"
 echo "testbin: binaries ready in ${bin_dir} ($(( $(date +%s) - total_start ))s)"
