@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 VENV_OK := .venv/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps lint test test-unit test-trainer test-cluster demo up down testbin crd docs generate bench clean
+.PHONY: setup system-deps lint test test-unit test-trainer test-cluster test-node demo up up-real down testbin images crd docs generate bench clean
 
 setup: $(VENV_OK)
 
@@ -20,13 +20,18 @@ system-deps:
 testbin:
 	bash testbin/build.sh
 
+# The real node's images (base from Debian packages, operator + trainer from the Dockerfile,
+# pause), built with buildah and cached by a hash of their inputs (see docs/local-cluster.md).
+images: system-deps
+	bash testbin/images.sh
+
 lint: setup
 	.venv/bin/ruff check operator trainer_image tests bench testbin
 	.venv/bin/ruff format --check operator trainer_image tests bench testbin
 	.venv/bin/mypy operator/tftj trainer_image/tftj_trainer
 	.venv/bin/lint-imports
 
-test: setup system-deps testbin lint
+test: setup system-deps testbin images lint
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 test-unit: setup
@@ -38,12 +43,20 @@ test-trainer: setup system-deps
 test-cluster: setup system-deps testbin
 	$(PY) -m pytest -q tests/cluster $(PYTEST_ARGS)
 
+test-node: setup system-deps testbin images
+	$(PY) -m pytest -q tests/node $(PYTEST_ARGS)
+
 demo: setup
 	.venv/bin/tftj run examples/digits-mlp.yaml --workers 2 --workdir .work/demo
 
 # A real control plane on loopback + the CRD + the operator and its webhook (see docs/local-cluster.md).
 up: setup testbin
 	$(PY) testbin/localcluster.py up --state-dir .cluster
+	$(PY) testbin/devoperator.py up --kubeconfig .cluster/kubeconfig --state-dir .cluster/operator
+
+# The same plus a real node (kubelet + containerd) that runs the trainer image for real.
+up-real: setup system-deps testbin images
+	$(PY) testbin/localcluster.py up --real-node --state-dir .cluster
 	$(PY) testbin/devoperator.py up --kubeconfig .cluster/kubeconfig --state-dir .cluster/operator
 
 down:

@@ -38,8 +38,10 @@ __all__ = [
     "Kubectl",
     "KubectlError",
     "job_manifest",
+    "job_status",
     "pod_manifest",
     "wait_for",
+    "wait_job_phase",
 ]
 
 #: Any image name works (kwok never pulls); this one names no registry on purpose.
@@ -134,6 +136,27 @@ def condition(obj: Mapping[str, Any], type_: str) -> dict[str, Any] | None:
         if cond.get("type") == type_:
             return dict(cond)
     return None
+
+
+def job_status(k: Kubectl, name: str) -> dict[str, Any]:
+    """The status of TFTrainingJob ``name`` ({} before the operator wrote one)."""
+    return dict(k.get("tftj", name).get("status") or {})
+
+
+def wait_job_phase(k: Kubectl, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll TFTrainingJob ``name`` until its phase is ``phase``; return that status."""
+
+    def reached() -> dict[str, Any] | None:
+        status = job_status(k, name)
+        return status if status.get("phase") == phase else None
+
+    found = wait_for(
+        reached,
+        timeout,
+        message=lambda: f"{name} phase {phase}, status now: {job_status(k, name)}",
+    )
+    assert found is not None  # wait_for returns only truthy values
+    return found
 
 
 def pod_manifest(

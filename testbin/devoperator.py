@@ -49,6 +49,7 @@ WEBHOOK_NAME = "validate.tftrainingjobs.tftj.dev"
 WEBHOOK_PATH = "/validate-tftrainingjob"  # kopf serves a handler at /<handler id>
 
 sys.path.insert(0, str(REPO_DIR / "operator"))
+sys.path.insert(0, str(TESTBIN_DIR))
 
 
 def _find_kubectl() -> str:
@@ -256,10 +257,18 @@ class OperatorProcess:
             f"--metrics-port={self.metrics_port}",
             "--metrics-addr=127.0.0.1",
             f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz",
-            # Pod IPs of the local cluster are loopback; never scrape anything else.
-            "--scrape-allowed-cidrs=127.0.0.0/8",
+            # kwok's pod IPs are loopback, a real node's are on its bridge (testbin/realnode.py);
+            # never scrape anything else.
+            f"--scrape-allowed-cidrs={','.join(self.scrape_cidrs())}",
             *self.extra_args,
         ]
+
+    def scrape_cidrs(self) -> list[str]:
+        from realnode import pod_network_of
+
+        # The admin kubeconfig sits in the cluster's state dir (testbin/localcluster.py).
+        pod_network = pod_network_of(self.admin.kubeconfig.parent)
+        return ["127.0.0.0/8", *([pod_network] if pod_network else [])]
 
     def start(self, *, die_with_parent: bool = False) -> OperatorProcess:
         from tftj.operator.certs import ensure_certs

@@ -65,6 +65,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from realnode import NODE_BINARIES, NODE_COMPONENTS, REAL_NODE_LABEL, NodeError, RealNode
 
 TESTBIN_DIR = Path(__file__).resolve().parent
 REPO_DIR = TESTBIN_DIR.parent
@@ -394,6 +395,8 @@ class NodeSpec:
     memory: str = "768Gi"
     pods: str = "1000"
     labels: dict[str, str] = field(default_factory=dict)
+    #: Taints as (key, value, effect), e.g. GPU nodes next to a real node.
+    taints: tuple[tuple[str, str, str], ...] = ()
 
     def manifest(self) -> dict[str, Any]:
         capacity: dict[str, str] = {"cpu": self.cpu, "memory": self.memory, "pods": self.pods}
@@ -415,15 +418,28 @@ class NodeSpec:
                 "labels": labels,
                 "annotations": {KWOK_NODE_ANNOTATION[0]: KWOK_NODE_ANNOTATION[1]},
             },
+            "spec": {"taints": [{"key": k, "value": v, "effect": e} for k, v, e in self.taints]},
             # A kubelet reports capacity in status at registration; kwok's
             # node-initialize stage keeps whatever is there.
             "status": {"capacity": capacity, "allocatable": dict(capacity)},
         }
 
 
-def default_nodes(gpu_nodes: int = 2, gpus_per_node: int = 8, cpu_nodes: int = 1) -> list[NodeSpec]:
-    """``gpu_nodes`` nodes with ``gpus_per_node`` nvidia.com/gpu each plus CPU-only nodes."""
-    nodes = [NodeSpec(f"kwok-gpu-{i}", gpus=gpus_per_node) for i in range(gpu_nodes)]
+#: The taint GPU node pools carry on managed clusters; with ExtendedResourceToleration
+#: admission, pods that request nvidia.com/gpu tolerate it automatically.
+GPU_TAINT = ("nvidia.com/gpu", "present", "NoSchedule")
+
+
+def default_nodes(
+    gpu_nodes: int = 2, gpus_per_node: int = 8, cpu_nodes: int = 1, gpu_taint: bool = False
+) -> list[NodeSpec]:
+    """``gpu_nodes`` nodes with ``gpus_per_node`` nvidia.com/gpu each plus CPU-only nodes.
+
+    ``gpu_taint`` taints the GPU nodes (GPU_TAINT): next to a real node, pods that ask for
+    no GPU must land on the real node, not on a kwok node that runs nothing.
+    """
+    taints = (GPU_TAINT,) if gpu_taint else ()
+    nodes = [NodeSpec(f"kwok-gpu-{i}", gpus=gpus_per_node, taints=taints) for i in range(gpu_nodes)]
     nodes += [NodeSpec(f"kwok-cpu-{i}") for i in range(cpu_nodes)]
     return nodes
 
@@ -459,6 +475,9 @@ subjects:
 class LocalCluster:
     """etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok.
 
+    ``real_node=True`` adds a real node (testbin/realnode.py: containerd, CoreDNS, kubelet)
+    named ``realnode.NODE_NAME`` that runs containers.
+
     ``state_dir`` holds everything a run creates; two clusters with different state
     dirs never collide (every port is picked free at start). ``die_with_parent``
     makes the components exit when the starting process dies (tests); the CLI leaves
@@ -474,6 +493,7 @@ class LocalCluster:
         die_with_parent: bool = False,
         start_timeout: float = 120.0,
         verbosity: int = 1,
+        real_node: bool = False,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.bin_dir = Path(bin_dir).resolve() if bin_dir else DEFAULT_BIN_DIR
@@ -481,6 +501,7 @@ class LocalCluster:
         self.die_with_parent = die_with_parent
         self.start_timeout = start_timeout
         self.verbosity = verbosity
+        self.real_node = real_node
         self._kubectl_path: Path | None = None
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -535,9 +556,20 @@ class LocalCluster:
             )
         return path
 
+    @property
+    def components(self) -> tuple[str, ...]:
+        """This cluster's processes in start order."""
+        return COMPONENTS + (NODE_COMPONENTS if self.real_node else ())
+
+    @property
+    def node(self) -> RealNode:
+        """The real node (``real_node=True``); its network exists while the cluster runs."""
+        return RealNode(self.state_dir, self.bin_dir, self.server)
+
     def missing_binaries(self) -> list[str]:
         """Names of the component binaries not (yet) in ``bin_dir``."""
-        return [b for b in BINARIES if not os.access(self.bin_dir / b, os.X_OK)]
+        wanted = BINARIES + (NODE_BINARIES if self.real_node else ())
+        return [b for b in wanted if not os.access(self.bin_dir / b, os.X_OK)]
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -552,7 +584,9 @@ class LocalCluster:
     def running(self) -> bool:
         """True when every recorded component is alive and the apiserver is ready."""
         state = self._read_state()
-        if not state or set(state.get("pids", {})) != set(COMPONENTS):
+        if not state or set(state.get("pids", {})) != set(self.components):
+            return False
+        if bool(state.get("real_node")) != self.real_node:
             return False
         if not all(_alive(p["pid"], p.get("start_time")) for p in state["pids"].values()):
             return False
@@ -585,7 +619,7 @@ class LocalCluster:
         stopped and removed first. Returns self once the apiserver is ready, the
         controller-manager and scheduler are healthy and every node is Ready.
         """
-        for name in BINARIES:
+        for name in BINARIES + (NODE_BINARIES if self.real_node else ()):
             self.binary(name)
         if not STAGES_FILE.is_file():
             raise ClusterError(f"kwok stages file missing: {STAGES_FILE}")
@@ -629,8 +663,9 @@ class LocalCluster:
         down cleanly only while etcd is still there."""
         state = self._read_state() or {}
         pids = state.get("pids", {})
-        order = [n for n in reversed(COMPONENTS) if n in pids] + [
-            n for n in pids if n not in COMPONENTS
+        # The node's processes first (they were started last), then the control plane.
+        order = [n for n in reversed(pids) if n not in COMPONENTS] + [
+            n for n in reversed(COMPONENTS) if n in pids
         ]
         for name in order:
             pid, start_time = pids[name]["pid"], pids[name].get("start_time")
@@ -661,6 +696,9 @@ class LocalCluster:
         # whole shutdown retrying it, so do not wait long before SIGKILL.
         healthy = api is not None and _alive(api["pid"], api.get("start_time"))
         self._kill_recorded(grace=10.0 if healthy else 2.0)
+        if state.get("real_node") or (self.state_dir / "node").exists():
+            # Containers, shims, mounts, the bridge and cgroups outlive the processes.
+            RealNode(self.state_dir, self.bin_dir, "").cleanup()
         # Remove everything but the lock we are holding.
         if self.state_dir.exists():
             for child in self.state_dir.iterdir():
@@ -689,6 +727,7 @@ class LocalCluster:
             "ports": ports,
             "pids": {},
             "started_at": time.time(),
+            "real_node": self.real_node,
         }
         self._write_state(state)
         self._write_pki(ports["apiserver"])
@@ -749,8 +788,43 @@ class LocalCluster:
             self.start_timeout,
             message=self._waiting_message("the default ServiceAccount", "kube-controller-manager"),
         )
+        if self.real_node:
+            self._start_real_node(state)
         state["ready_seconds"] = round(time.monotonic() - started, 2)
         self._write_state(state)
+
+    def _start_real_node(self, state: dict[str, Any]) -> None:
+        node = self.node
+
+        def spawn(name: str, args: list[str]) -> None:
+            self._spawn(state, name, args)
+            node.enter_cgroup(state["pids"][name]["pid"])
+
+        try:
+            node.start(spawn, self.kubeconfig)
+        except NodeError as exc:
+            raise ClusterError(f"real node: {exc}\n{self.logs('containerd', 30)}") from exc
+        wait_for(
+            self._ready("kubelet", self._real_node_ready),
+            self.start_timeout,
+            message=self._waiting_message(f"node {node.name} to be Ready", "kubelet"),
+            fatal=(ComponentExited,),
+        )
+        self.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps(
+                {"apiVersion": "v1", "kind": "List", "items": node.storage_manifests()}
+            ),
+        )
+
+    def _real_node_ready(self) -> bool:
+        proc = self.kubectl("get", "node", self.node.name, "-o", "json", check=False)
+        if proc.returncode != 0:
+            return False
+        conditions = json.loads(proc.stdout).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     def _waiting_message(self, what: str, component: str) -> Callable[[], str]:
         def message() -> str:
@@ -767,7 +841,7 @@ class LocalCluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.state_dir,
-                env=child_env(),
+                env=self._component_env(),
                 # Own session: Ctrl-C in the terminal that ran `make up` must not kill it.
                 start_new_session=True,
                 preexec_fn=_set_pdeathsig if self.die_with_parent else None,
@@ -777,6 +851,12 @@ class LocalCluster:
         state["pids"][name] = {"pid": proc.pid, "start_time": _proc_start_time(proc.pid)}
         self._write_state(state)
         self._procs[name] = proc
+
+    def _component_env(self) -> dict[str, str]:
+        env = child_env()
+        # containerd finds its shim (containerd-shim-runc-v2) on PATH.
+        env["PATH"] = f"{self.bin_dir}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+        return env
 
     def _ready(self, component: str, probe: Callable[[], Any]) -> Callable[[], Any]:
         """Wrap a readiness probe so a component that exited fails the wait at once
@@ -913,7 +993,11 @@ class LocalCluster:
             # The defaults (ServiceAccount, PodSecurity, NamespaceLifecycle, LimitRanger,
             # ResourceQuota, Mutating/ValidatingAdmissionWebhook, ValidatingAdmissionPolicy,
             # ...) stay on; NodeRestriction is what a real cluster adds on top.
-            "--enable-admission-plugins=NodeRestriction",
+            "--enable-admission-plugins=NodeRestriction"
+            + (",ExtendedResourceToleration" if self.real_node else ""),
+            # Kubelets register their hostname, which nothing resolves here: dial the IP
+            # (kubectl logs/exec/port-forward on the real node).
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             # Privileged pods are allowed cluster-wide so Pod Security Admission, per
             # namespace, is what rejects them - as on a real cluster.
             "--allow-privileged=true",
@@ -1078,7 +1162,7 @@ class LocalCluster:
 
     def logs(self, component: str | None = None, lines: int = 50) -> str:
         """The last ``lines`` lines of one component's log, or of all of them."""
-        names = [component] if component else list(COMPONENTS)
+        names = [component] if component else list(self.components)
         chunks = []
         for name in names:
             path = self.log_file(name)
@@ -1143,13 +1227,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bin-dir", default=None, help="component binaries (default: testbin/bin)")
     parser.add_argument("--gpu-nodes", type=int, default=2)
     parser.add_argument("--gpus-per-node", type=int, default=8)
-    parser.add_argument("--cpu-nodes", type=int, default=1)
+    parser.add_argument(
+        "--cpu-nodes", type=int, default=None, help="kwok CPU nodes (default 1; 0 with --real-node)"
+    )
+    parser.add_argument(
+        "--real-node",
+        action="store_true",
+        help=f"add a real node ({REAL_NODE_LABEL[0]}) running containers: kubelet + containerd;"
+        " plain pods land there, the kwok GPU nodes get the nvidia.com/gpu taint",
+    )
     args = parser.parse_args(argv)
+    cpu_nodes = args.cpu_nodes if args.cpu_nodes is not None else (0 if args.real_node else 1)
 
     cluster = LocalCluster(
         args.state_dir,
         bin_dir=args.bin_dir,
-        nodes=default_nodes(args.gpu_nodes, args.gpus_per_node, args.cpu_nodes),
+        nodes=default_nodes(args.gpu_nodes, args.gpus_per_node, cpu_nodes, args.real_node),
+        real_node=args.real_node,
     )
     try:
         if args.command == "up":

@@ -22,12 +22,7 @@ leaves the state dir (logs, kubeconfig) in place after the session.
 
 from __future__ import annotations
 
-import os
-import re
-import secrets
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,78 +32,24 @@ TESTBIN = Path(__file__).resolve().parents[2] / "testbin"
 if str(TESTBIN) not in sys.path:
     sys.path.insert(0, str(TESTBIN))
 
-from clusterkit import Kubectl, wait_for  # noqa: E402
+from clusterfixtures import failure_sections, fresh_namespace, session_cluster  # noqa: E402
+from clusterkit import Kubectl  # noqa: E402
 from devoperator import OperatorProcess, start_for_tests, stop_for_tests  # noqa: E402
-from localcluster import LocalCluster, reap_stale_clusters  # noqa: E402
-
-#: Every test cluster lives under here, so a later run can find and remove leftovers.
-CLUSTERS_ROOT = Path(tempfile.gettempdir()) / "tftj-testclusters"
-
-_STASH_CLUSTER = pytest.StashKey[LocalCluster]()
-_STASH_NAMESPACE = pytest.StashKey[str]()
+from localcluster import LocalCluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     """The local control plane, started once per test session."""
-    bin_dir = os.environ.get("TFTJ_TESTBIN_BIN")
-    CLUSTERS_ROOT.mkdir(parents=True, exist_ok=True)
-    reap_stale_clusters(CLUSTERS_ROOT)
-    missing = LocalCluster(CLUSTERS_ROOT, bin_dir=bin_dir).missing_binaries()
-    if missing:
-        pytest.fail(
-            f"control plane binaries missing from {bin_dir or 'testbin/bin'}: "
-            f"{', '.join(missing)}. Build them with `make testbin` "
-            "(first build 15-35 min, then cached).",
-            pytrace=False,
-        )
-    state_dir = Path(tempfile.mkdtemp(prefix="session-", dir=CLUSTERS_ROOT))
-    local = LocalCluster(state_dir, bin_dir=bin_dir, die_with_parent=True)
-    request.config.stash[_STASH_CLUSTER] = local
-    try:
-        local.start()
-    except Exception as exc:
-        logs = local.logs(lines=40)
-        local.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
-        pytest.fail(f"local control plane failed to start: {exc}\n{logs}", pytrace=False)
-    yield local
-    if os.environ.get("TFTJ_KEEP_CLUSTER") == "1":
-        print(
-            f"\nTFTJ_KEEP_CLUSTER=1: cluster state left in {state_dir}; "
-            f"stop it with: python testbin/localcluster.py down --state-dir {state_dir}"
-        )
-        return
-    local.stop()
-    shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def _namespace_name(test_name: str) -> str:
-    base = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")
-    suffix = secrets.token_hex(3)
-    return f"t-{base[: 63 - len(suffix) - 3].rstrip('-')}-{suffix}"
+    yield from session_cluster(
+        request, "Build them with `make testbin` (first build 15-35 min, then cached)."
+    )
 
 
 @pytest.fixture
 def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace for one test, ready for pods (its ServiceAccount exists)."""
-    name = _namespace_name(request.node.name)
-    kubectl = Kubectl.for_cluster(cluster)
-    kubectl("create", "namespace", name)
-    kubectl("label", "namespace", name, "testbin.tftj.dev/test=true")
-    # ServiceAccount admission rejects pods until the controller-manager has created
-    # the namespace's "default" ServiceAccount.
-    wait_for(
-        lambda: (
-            kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0
-        ),
-        timeout=30,
-        message=f"ServiceAccount default in namespace {name}",
-    )
-    request.node.stash[_STASH_NAMESPACE] = name
-    yield name
-    # Namespace deletion runs in the namespace controller; nobody needs to wait for it.
-    kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+    yield from fresh_namespace(cluster, request)
 
 
 @pytest.fixture
@@ -144,18 +85,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     """Attach component logs (and the namespace's events) to failing cluster tests."""
     outcome = yield
     report = outcome.get_result()
-    if not report.failed or "cluster" not in getattr(item, "fixturenames", ()):
-        return
-    local = item.config.stash.get(_STASH_CLUSTER, None)
-    if local is None:
-        return
-    report.sections.append(("control plane logs (last 40 lines each)", local.logs(lines=40)))
-    ns = item.stash.get(_STASH_NAMESPACE, None)
-    if ns:
-        events = Kubectl.for_cluster(local, ns)(
-            "get", "events", "--sort-by=.lastTimestamp", check=False
-        )
-        pods = Kubectl.for_cluster(local, ns)("get", "pods,jobs", "-o", "wide", check=False)
-        report.sections.append(
-            (f"namespace {ns}", f"{pods.stdout}{pods.stderr}\n{events.stdout}{events.stderr}")
-        )
+    if report.failed and "cluster" in getattr(item, "fixturenames", ()):
+        report.sections.extend(failure_sections(item))

@@ -16,14 +16,12 @@ from typing import Any
 
 import pytest
 from clusterkit import EXIT_CODE_LABEL, HOLD_LABEL, Kubectl, wait_for
+from clusterkit import job_status as status
+from clusterkit import wait_job_phase as wait_phase
 from devoperator import OperatorProcess, training_job
 from tftj.api.contract import ExitCode
 
 TIMEOUT = 60
-
-
-def status(k: Kubectl, name: str) -> dict[str, Any]:
-    return dict(k.get("tftj", name).get("status") or {})
 
 
 def cond(k: Kubectl, name: str, type_: str) -> dict[str, Any]:
@@ -31,16 +29,6 @@ def cond(k: Kubectl, name: str, type_: str) -> dict[str, Any]:
         if c["type"] == type_ and c["status"] == "True":
             return dict(c)
     return {}
-
-
-def wait_phase(k: Kubectl, name: str, phase: str, timeout: float = TIMEOUT) -> dict[str, Any]:
-    return dict(
-        wait_for(
-            lambda: (s := status(k, name)).get("phase") == phase and s,
-            timeout,
-            message=lambda: f"{name} phase {phase}, status now: {status(k, name)}",
-        )
-    )
 
 
 def worker_pods(k: Kubectl, name: str, attempt: int | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,89 @@
+"""Fixtures for the real-node tier: TFTrainingJobs whose workers run as real containers.
+
+Fixtures:
+  cluster    session  a started ``LocalCluster`` with a real node (testbin/realnode.py:
+                      kubelet + containerd + runc + CNI bridge + CoreDNS) running the trainer
+                      image built from the Dockerfile (testbin/images.sh), next to one kwok
+                      GPU node carrying the nvidia.com/gpu taint (pods that ask for no GPU
+                      must land on the real node). Fails with the `make` command that
+                      builds what is missing.
+  namespace  function a fresh namespace whose ``default`` ServiceAccount exists.
+  kubectl    function the real kubectl bound to the admin kubeconfig and ``namespace``.
+  operator   module   `tftj operator` under its ServiceAccount, scraping the pod network.
+  k          function ``kubectl`` with the operator running; its log is shown on failure.
+
+Environment: as tests/cluster (``TFTJ_TESTBIN_BIN``, ``TFTJ_KEEP_CLUSTER=1``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TESTBIN = Path(__file__).resolve().parents[2] / "testbin"
+if str(TESTBIN) not in sys.path:
+    sys.path.insert(0, str(TESTBIN))
+
+from clusterfixtures import failure_sections, fresh_namespace, session_cluster  # noqa: E402
+from clusterkit import Kubectl  # noqa: E402
+from devoperator import OperatorProcess, start_for_tests, stop_for_tests  # noqa: E402
+from localcluster import LocalCluster, default_nodes  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """The local control plane plus a real node, started once per test session."""
+    yield from session_cluster(
+        request,
+        "Build them with `make testbin images` (first build ~20 min on top of the control"
+        " plane, then cached).",
+        real_node=True,
+        nodes=default_nodes(gpu_nodes=1, gpus_per_node=8, cpu_nodes=0, gpu_taint=True),
+        start_timeout=300.0,
+    )
+
+
+@pytest.fixture
+def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, ready for pods (its ServiceAccount exists)."""
+    yield from fresh_namespace(cluster, request)
+
+
+@pytest.fixture
+def kubectl(cluster: LocalCluster, namespace: str) -> Kubectl:
+    """The real kubectl, admin credentials, default namespace = the test's namespace."""
+    return Kubectl.for_cluster(cluster, namespace)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """`tftj operator` as a subprocess under its own ServiceAccount; it may scrape the real
+    node's pod network (devoperator reads it from the cluster's state)."""
+    proc = start_for_tests(cluster.kubeconfig, tmp_path_factory.mktemp("operator"))
+    yield proc
+    stop_for_tests(proc)
+
+
+@pytest.fixture
+def k(
+    kubectl: Kubectl, operator: OperatorProcess, request: pytest.FixtureRequest
+) -> Iterator[Kubectl]:
+    """kubectl in the test's namespace with the operator running; its log is shown on failure."""
+    failed_before = request.session.testsfailed
+    yield kubectl
+    if request.session.testsfailed > failed_before:
+        print(f"---- operator log ----\n{operator.logs(80)}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Attach component logs (and the namespace's events) to failing tests."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "cluster" in getattr(item, "fixturenames", ()):
+        report.sections.extend(failure_sections(item))
