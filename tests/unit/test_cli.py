@@ -157,3 +157,35 @@ def test_convert_reports_unknown_keys_with_a_suggestion(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "training.batch_sise: unknown key (did you mean 'batch_size'?)" in result.stderr
     assert result.stdout == ""
+
+
+def test_the_ci_recipe_kustomize_build_into_validate(tmp_path: Path) -> None:
+    """docs/gitops.md's `kustomize build | tftj validate -`, with kubectl's built-in kustomize
+    (the real one, v5) over an overlay that patches the shipped example."""
+    kubectl = Path(sys.executable).with_name("kubectl")
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "job.yaml").write_text((REPO / "examples" / "digits-mlp.yaml").read_text())
+    (base / "kustomization.yaml").write_text(
+        "resources: [job.yaml]\nconfigMapGenerator: [{name: notes, literals: [owner=ml-team]}]\n"
+    )
+
+    def overlay(patch: str) -> subprocess.CompletedProcess[str]:
+        over = tmp_path / "overlay"
+        over.mkdir(exist_ok=True)
+        (over / "kustomization.yaml").write_text(
+            "resources: [../base]\nnamePrefix: team-a-\n"
+            "patches:\n- target: {kind: TFTrainingJob}\n  patch: |\n"
+            + "".join(f"    {line}\n" for line in patch.splitlines())
+        )
+        built = subprocess.run(
+            [str(kubectl), "kustomize", str(over)], capture_output=True, text=True, check=True
+        )
+        assert "kind: ConfigMap" in built.stdout and "name: team-a-digits-mlp" in built.stdout
+        return tftj("validate", "-", stdin=built.stdout)
+
+    good = overlay("- {op: replace, path: /spec/training/epochs, value: 3}")
+    assert good.returncode == 0, good.stdout + good.stderr
+    bad = overlay("- {op: replace, path: /spec/training/epochs, value: 0}")
+    assert bad.returncode == 1
+    assert "spec.training.epochs: must be >= 1" in bad.stdout
