@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from tftj.operator.certs import load_or_generate
-    from tftj.operator.handlers import Controller, build_registry, configure_settings
+    from tftj.operator.controller import Controller
+    from tftj.operator.handlers import build_registry, configure_settings
     from tftj.operator.kube import Kube
     from tftj.operator.reconcile import Timing
     from tftj.operator.webhook import WebhookServer

@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 
-class WorkQueue:
+class WorkQueue(Generic[K]):
     def __init__(self) -> None:
         # (priority, sequence, key); entries whose priority no longer matches _pending are
         # stale duplicates left by a re-prioritisation and are skipped.
-        self._queue: asyncio.PriorityQueue[tuple[int, int, Hashable]] = asyncio.PriorityQueue()
-        self._pending: dict[Hashable, int] = {}
+        self._queue: asyncio.PriorityQueue[tuple[int, int, K]] = asyncio.PriorityQueue()
+        self._pending: dict[K, int] = {}
         self._sequence = 0
-        self._active: set[Hashable] = set()
-        self._dirty: set[Hashable] = set()
-        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+        self._active: set[K] = set()
+        self._dirty: set[K] = set()
+        self._timers: dict[K, asyncio.TimerHandle] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, key: Hashable, urgent: bool = False) -> None:
+    def add(self, key: K, urgent: bool = False) -> None:
         priority = 0 if urgent else 1
         if key in self._active:
             self._dirty.add(key)
@@ -37,7 +40,7 @@ class WorkQueue:
             self._sequence += 1
             self._queue.put_nowait((priority, self._sequence, key))
 
-    def add_after(self, key: Hashable, delay: float) -> None:
+    def add_after(self, key: K, delay: float) -> None:
         loop = asyncio.get_running_loop()
         when = loop.time() + max(0.0, delay)
         timer = self._timers.get(key)
@@ -47,17 +50,17 @@ class WorkQueue:
             timer.cancel()
         self._timers[key] = loop.call_at(when, self._fire, key)
 
-    def _fire(self, key: Hashable) -> None:
+    def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
         self.add(key)
 
-    def forget(self, key: Hashable) -> None:
+    def forget(self, key: K) -> None:
         """The object is gone: drop its resync timer."""
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
 
-    async def get(self) -> Hashable:
+    async def get(self) -> K:
         while True:
             priority, _, key = await self._queue.get()
             if self._pending.get(key) == priority:
@@ -66,7 +69,7 @@ class WorkQueue:
         self._active.add(key)
         return key
 
-    def done(self, key: Hashable) -> None:
+    def done(self, key: K) -> None:
         self._active.discard(key)
         if key in self._dirty:
             self._dirty.discard(key)

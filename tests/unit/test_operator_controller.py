@@ -1,4 +1,4 @@
-"""Controller.reconcile_key and the worker loop (tftj.operator.handlers) over an in-memory
+"""Controller.reconcile_key and the worker loop (tftj.operator.controller) over an in-memory
 cluster: the decisions that must not rest on the watch-fed cache.
 
 The apiserver itself is exercised by tests/cluster; here `MemoryCluster` implements the
@@ -18,10 +18,9 @@ from typing import Any
 from test_operator_reconcile import make_job, pod
 from tftj.operator.cache import JOBS, PODS
 from tftj.operator.children import LABEL_JOB_NAME
-from tftj.operator.handlers import Controller, Key, Workers
+from tftj.operator.controller import Controller, Key, Workers
 from tftj.operator.kube import Conflict, Gone, Listing
 from tftj.operator.reconcile import Observed, Plan
-from tftj.operator.workqueue import WorkQueue
 
 Obj = dict[str, Any]
 KEY: Key = ("ml", "mnist")
@@ -189,18 +188,19 @@ def test_a_restart_waits_for_old_pods_the_cache_lost() -> None:
 
 
 def run_worker_until(controller: Controller, done: Callable[[], bool]) -> None:
-    """Run one controller worker on a real WorkQueue with KEY enqueued, until `done()`."""
+    """Run the controller's workers (as the operator starts them) with KEY enqueued, until
+    `done()`."""
 
     async def run() -> None:
-        controller.queue = WorkQueue()
-        worker = asyncio.create_task(controller.worker())
-        controller.enqueue(*KEY)
-        deadline = time.monotonic() + 20
-        while not done():
-            assert time.monotonic() < deadline, "the worker did not get there in 20 s"
-            await asyncio.sleep(0.01)
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        controller.start()
+        try:
+            controller.enqueue(*KEY)
+            deadline = time.monotonic() + 20
+            while not done():
+                assert time.monotonic() < deadline, "the workers did not get there in 20 s"
+                await asyncio.sleep(0.01)
+        finally:
+            await controller.stop()
 
     asyncio.run(run())
 
