@@ -15,7 +15,8 @@ from clusterkit import Kubectl
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "unit"))
 
-from cases import CASES, Case  # noqa: E402
+from cases import CASES, Case, manifest, merged  # noqa: E402
+from test_bounds import BAD  # noqa: E402
 from tftj.api.cel import CEL_RULES  # noqa: E402
 
 CRD = REPO / "crds" / "tftrainingjobs.tftj.dev.yaml"
@@ -81,3 +82,50 @@ def test_printer_columns(kubectl: Kubectl) -> None:
     kubectl.apply(yaml.safe_load((REPO / "examples/minimal.yaml").read_text()))
     header = kubectl("get", "tftj").stdout.splitlines()[0].split()
     assert header == ["NAME", "PHASE", "WORKERS", "GPUS", "EPOCH", "LOSS", "AGE"]
+
+
+def _spec(patch: dict[str, Any]) -> dict[str, Any]:
+    return merged({"data": {"format": "synthetic"}}, patch)
+
+
+@pytest.mark.usefixtures("crd_installed")
+@pytest.mark.parametrize(("patch", "path", "says"), BAD, ids=[b[1] for b in BAD])
+def test_apiserver_refuses_values_the_trainer_or_kubernetes_cannot_use(
+    kubectl: Kubectl, patch: dict[str, Any], path: str, says: str
+) -> None:
+    # Bounds of list items, map keys and string formats, as in tests/unit/test_bounds.py.
+    result = dry_run(kubectl, manifest(_spec(patch), name="bounds"))
+    assert result.returncode != 0, f"apiserver accepted {patch}"
+    assert path in result.stderr, result.stderr
+    assert "evaluating rule" not in result.stderr, result.stderr
+
+
+# Each is invalid in one field that a CEL rule also reads: the user must see that field's own
+# error and nothing from the rule's evaluation.
+OUT_OF_RANGE_OPERANDS: list[tuple[dict[str, Any], str]] = [
+    ({"workers": {"replicas": 0}}, "spec.workers.replicas"),
+    ({"workers": {"replicas": 2**62}}, "spec.workers.replicas"),
+    ({"workers": {"gpusPerWorker": -1}}, "spec.workers.gpusPerWorker"),
+    ({"training": {"batchSize": 0}}, "spec.training.batchSize"),
+    ({"training": {"epochs": 0}}, "spec.training.epochs"),
+    (
+        {"training": {"learningRateScaling": {"rule": "linear", "referenceBatchSize": 0}}},
+        "spec.training.learningRateScaling.referenceBatchSize",
+    ),
+    ({"model": {"outputUnits": 0}}, "spec.model.outputUnits"),
+    ({"metrics": {"port": 0}}, "spec.metrics.port"),
+]
+
+
+@pytest.mark.usefixtures("crd_installed")
+@pytest.mark.parametrize(
+    ("patch", "path"), OUT_OF_RANGE_OPERANDS, ids=[p for _, p in OUT_OF_RANGE_OPERANDS]
+)
+def test_an_invalid_operand_gives_only_its_own_message(
+    kubectl: Kubectl, patch: dict[str, Any], path: str
+) -> None:
+    result = dry_run(kubectl, manifest(_spec(patch), name="operands"))
+    assert result.returncode != 0
+    assert path in result.stderr, result.stderr
+    for noise in ("evaluating rule", "division by zero", "modulus", "overflow", "no such key"):
+        assert noise not in result.stderr, result.stderr
