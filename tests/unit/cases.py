@@ -347,6 +347,13 @@ CASES: list[Case] = [
         "must differ from workers.port",
     ),
     Case(
+        "model_size_bounded",
+        "spec.model.hiddenUnits",
+        {"model": {"hiddenUnits": [65536, 65536]}},
+        {"model": {"hiddenUnits": [8192, 8192]}},
+        "parameters",
+    ),
+    Case(
         "mount_paths_distinct",
         "spec.storage.mountPath",
         {"storage": {"mountPath": "/etc"}},

@@ -45,6 +45,8 @@ def apply_defaults(schema: Schema, value: Any) -> Any:
 
 def json_schema(schema: Schema) -> Schema:
     out: Schema = {}
+    if schema.get("x-kubernetes-list-type") == "set":
+        out["uniqueItems"] = True  # what the apiserver enforces for a set list
     for key, value in schema.items():
         if key.startswith("x-kubernetes-") or key in ("description", "default"):
             continue

@@ -70,6 +70,7 @@ def from_schema(schema: Schema) -> st.SearchStrategy[Any]:
         lo = schema.get("minItems", 0)
         return st.lists(
             from_schema(schema["items"]),
+            unique=schema.get("x-kubernetes-list-type") == "set",
             min_size=lo,
             max_size=max(lo, min(schema.get("maxItems", 3), 3)),
         )

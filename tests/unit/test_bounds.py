@@ -106,6 +106,21 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"model": {"hiddenUnits": [64, 0]}}, "spec.model.hiddenUnits[1]", ">= 1"),
     ({"model": {"hiddenUnits": [10_000_000]}}, "spec.model.hiddenUnits[0]", "<= 65536"),
     (
+        {"model": {"task": "binary"}, "training": {"metrics": ["auc", "precision", "auc"]}},
+        "spec.training.metrics",
+        "auc twice",
+    ),
+    (
+        {"training": {"schedule": {"type": "step", "decayEpochs": 1e-52}}},
+        "spec.training.schedule.decayEpochs",
+        ">= 0.001",
+    ),
+    (
+        {"training": {"optimizerParams": {"epsilon": 1e-30}}},
+        "spec.training.optimizerParams.epsilon",
+        ">= 1e-10",
+    ),
+    (
         {"runPolicy": {"activeDeadlineSeconds": 10**30}},
         "spec.runPolicy.activeDeadlineSeconds",
         "<=",

@@ -81,6 +81,8 @@ def _message(err: ErrorDetails, loc: Sequence[str | int], field: Schema | None) 
         values = enum_values(field) or []
         hint = did_you_mean(value, [str(v) for v in values]) if isinstance(value, str) else ""
         return f"{_one_of(values)}, got {given(value)}{hint}"
+    if kind == "distinct_items":
+        return str(err["msg"])
     if kind == "finite_number":
         return f"must be a finite number, got {given(value)}"
     if kind in _RANGE_ERRORS or kind in _LENGTH_ERRORS:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from tftj.api.formats import (
     AbsolutePath,
@@ -74,14 +75,18 @@ def doc(
     *,
     unit: str | None = None,
     default_doc: str | None = None,
+    distinct: bool = False,
     **constraints: Any,
 ) -> Any:
-    """A documented field. `unit` and `default_doc` (for derived defaults) feed the generators."""
+    """A documented field. `unit` and `default_doc` (for derived defaults) feed the generators;
+    `distinct` marks a list whose items must differ (a `set` list in the CRD)."""
     extra: dict[str, Any] = {}
     if unit:
         extra["x-tftj-unit"] = unit
     if default_doc:
         extra["x-tftj-default"] = default_doc
+    if distinct:
+        extra["x-kubernetes-list-type"] = "set"
     return Field(default, description=description, json_schema_extra=extra or None, **constraints)
 
 
@@ -100,6 +105,21 @@ class Model(BaseModel):
         allow_inf_nan=False,
     )
 
+
+def _distinct(items: list[Any]) -> list[Any]:
+    seen = set()
+    for item in items:
+        if item in seen:
+            raise PydanticCustomError(
+                "distinct_items", "must list each item once, got {item} twice", {"item": item}
+            )
+        seen.add(item)
+    return items
+
+
+# A list whose items must differ (with doc(distinct=True) the CRD enforces it too). Two metrics
+# of the same name abort the trainer's compile ("Found two metrics with the same name").
+Distinct = AfterValidator(_distinct)
 
 # Widest hidden layer: a layer of 0 units aborts TensorFlow (oneDNN) natively; wider than this
 # is a memory mistake, not a model.
@@ -160,7 +180,8 @@ class Schedule(Model):
         10.0,
         "Decay period of `exponential` and `step` schedules. Only valid with those types.",
         unit="epochs",
-        gt=0,
+        # Shorter periods underflow in float32 and turn the learning rate into NaN.
+        ge=0.001,
         le=100_000,
     )
     min_learning_rate: float = doc(
@@ -207,7 +228,8 @@ class OptimizerParams(Model):
         "Numerical-stability constant added to the denominator (optimizers `adam`, `adamw`, "
         "`nadam`, `rmsprop`, `adagrad`). Larger values damp adaptive step sizes.",
         default_doc="1e-07 for adaptive optimizers",
-        gt=0,
+        # Below float32's resolution it rounds to 0 and 0/0 makes the update NaN.
+        ge=1e-10,
         le=1,
     )
     amsgrad: bool | None = doc(
@@ -325,7 +347,7 @@ class Training(Model):
         lt=1,
     )
     regularization: Regularization = doc(Regularization(), "Weight penalties and dropout.")
-    metrics: list[Metric] | None = doc(
+    metrics: Annotated[list[Metric], Distinct] | None = doc(
         None,
         "Metrics computed on train and validation data, logged to TensorBoard and Prometheus. "
         "accuracy needs a classification or binary task, top-5-accuracy classification, auc/"
@@ -334,6 +356,7 @@ class Training(Model):
         "[loss, mae] (regression)",
         min_length=1,
         max_length=9,
+        distinct=True,
     )
     gradient_clip_norm: float | None = doc(
         None,

@@ -12,6 +12,7 @@ a unit test checks that both agree on the same cases.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -286,6 +287,31 @@ def ports_distinct(spec: TFTrainingJobSpec, d: Derived) -> Iterator[Problem]:
         )
 
 
+# Weights of the built-in MLP: 2^28 float32 parameters are 1 GiB, ~4 GiB with gradients and
+# Adam's two slots. Each layer is within its own bound, but two wide layers multiply: 65536 x
+# 65536 would allocate 16 GiB for one kernel and the worker dies of OOM, retried for nothing.
+MAX_MODEL_PARAMETERS = 2**28
+
+
+def mlp_parameters(spec: TFTrainingJobSpec, d: Derived) -> int:
+    """Weights and biases of the built-in MLP (input width 1 when unknown: a lower bound)."""
+    widths = [d.num_features or 1, *spec.model.hidden_units, spec.model.output_units or 1]
+    return sum(a * b + b for a, b in itertools.pairwise(widths))
+
+
+def model_size_bounded(spec: TFTrainingJobSpec, d: Derived) -> Iterator[Problem]:
+    if spec.model.builder is not None:
+        return  # the custom model decides its own size
+    count = mlp_parameters(spec, d)
+    if count > MAX_MODEL_PARAMETERS:
+        yield error(
+            "spec.model.hiddenUnits",
+            f"the model would have {count:,} parameters ({count * 4 / 2**30:.1f} GiB of float32 "
+            f"weights, about 4x that to train); at most {MAX_MODEL_PARAMETERS:,}: narrow the "
+            f"widest layers, got {spec.model.hidden_units}",
+        )
+
+
 def _nested(a: str, b: str) -> bool:
     """Whether two absolute paths are the same directory or one contains the other."""
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
@@ -430,6 +456,7 @@ RULES: tuple[Rule, ...] = (
     requests_within_limits,
     ports_distinct,
     mount_paths_distinct,
+    model_size_bounded,
     # warnings
     high_learning_rate,
     restarts_without_storage,
