@@ -97,3 +97,15 @@ def test_parameters_of_a_started_job_are_immutable(k: Kubectl) -> None:
     )
     k("label", "tftj", "frozen", "team=vision")
     assert k.get("tftj", "frozen")["spec"]["runPolicy"]["activeDeadlineSeconds"] == 3600
+
+
+def test_a_model_too_big_to_train_is_refused_by_the_webhook(k: Kubectl) -> None:
+    # Each width is within its schema range (the CRD accepts it); only the webhook's cross-field
+    # rule sees that two of them multiply into a 16 GiB kernel the worker could never allocate.
+    err = refused(k, training_job("too-big", replicas=1, model={"hiddenUnits": [65536, 65536]}))
+    assert "spec.model.hiddenUnits" in err and "parameters" in err
+
+
+def test_a_layer_of_width_zero_is_refused(k: Kubectl) -> None:
+    err = refused(k, training_job("zero-width", replicas=1, model={"hiddenUnits": [64, 0]}))
+    assert "spec.model.hiddenUnits[1]" in err and "evaluating rule" not in err

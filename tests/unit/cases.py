@@ -354,6 +354,44 @@ CASES: list[Case] = [
         "parameters",
     ),
     Case(
+        "synthetic_data_bounded",
+        "spec.data.synthetic.examples",
+        {"data": {"synthetic": {"examples": 10_000_000, "features": 100}}},
+        {"data": {"synthetic": {"examples": 2_000_000, "features": 100}}},
+        "at most 268,435,456",
+    ),
+    Case(
+        "tolerations_valid",
+        "spec.workers.podTemplate.tolerations[0]",
+        {"workers": {"podTemplate": {"tolerations": [{"operator": "Equal", "value": "x"}]}}},
+        {"workers": {"podTemplate": {"tolerations": [{"operator": "Exists"}]}}},
+        "without key",
+    ),
+    Case(
+        "tolerations_valid",
+        "spec.workers.podTemplate.tolerations[0]",
+        {
+            "workers": {
+                "podTemplate": {"tolerations": [{"key": "k", "operator": "Exists", "value": "x"}]}
+            }
+        },
+        {"workers": {"podTemplate": {"tolerations": [{"key": "k", "operator": "Exists"}]}}},
+        "must be empty",
+    ),
+    Case(
+        "tolerations_valid",
+        "spec.workers.podTemplate.tolerations[0]",
+        {"workers": {"podTemplate": {"tolerations": [{"key": "k", "tolerationSeconds": 60}]}}},
+        {
+            "workers": {
+                "podTemplate": {
+                    "tolerations": [{"key": "k", "effect": "NoExecute", "tolerationSeconds": 60}]
+                }
+            }
+        },
+        "NoExecute",
+    ),
+    Case(
         "mount_paths_distinct",
         "spec.storage.mountPath",
         {"storage": {"mountPath": "/etc"}},

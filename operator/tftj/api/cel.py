@@ -32,6 +32,7 @@ from tftj.api.rules import (
     DNS_1035_LABEL,
     GPU_RESOURCE,
     LOSS_TASKS,
+    MAX_SYNTHETIC_VALUES,
     METRIC_TASKS,
     OPTIMIZERS_FOR_PARAM,
     SCHEDULE_DEFAULTS,
@@ -317,6 +318,32 @@ CEL_RULES: tuple[CelRule, ...] = (
         "self.metrics.port != self.workers.port",
         "metrics.port must differ from workers.port",
         ".metrics.port",
+    ),
+    CelRule(
+        "synthetic_data_bounded",
+        ("spec", "data"),
+        "self.format != 'synthetic' || "
+        f"self.synthetic.examples * self.synthetic.features <= {MAX_SYNTHETIC_VALUES}",
+        f"data.synthetic.examples x features must be at most {MAX_SYNTHETIC_VALUES}",
+        ".synthetic.examples",
+    ),
+    CelRule(
+        "tolerations_valid",
+        ("spec", "workers", "podTemplate", "tolerations", ITEMS),
+        "has(self.key) || (has(self.operator) && self.operator == 'Exists')",
+        "a toleration without key must have operator Exists",
+    ),
+    CelRule(
+        "tolerations_valid",
+        ("spec", "workers", "podTemplate", "tolerations", ITEMS),
+        "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+        "value must be empty with operator Exists",
+    ),
+    CelRule(
+        "tolerations_valid",
+        ("spec", "workers", "podTemplate", "tolerations", ITEMS),
+        "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+        "tolerationSeconds only applies with effect NoExecute",
     ),
     CelRule(
         "mount_paths_distinct",

@@ -312,6 +312,33 @@ def model_size_bounded(spec: TFTrainingJobSpec, d: Derived) -> Iterator[Problem]
         )
 
 
+# Generated data is held in memory as float32: 2^28 values are 1 GiB (twice that normalized).
+MAX_SYNTHETIC_VALUES = 2**28
+
+
+def synthetic_data_bounded(spec: TFTrainingJobSpec, d: Derived) -> Iterator[Problem]:
+    synthetic = spec.data.synthetic
+    values = synthetic.examples * synthetic.features
+    if spec.data.format == "synthetic" and values > MAX_SYNTHETIC_VALUES:
+        yield error(
+            "spec.data.synthetic.examples",
+            f"examples x features must be at most {MAX_SYNTHETIC_VALUES:,} (1 GiB of float32 "
+            f"held in memory), got {synthetic.examples:,} x {synthetic.features:,} = {values:,}",
+        )
+
+
+def tolerations_valid(spec: TFTrainingJobSpec, d: Derived) -> Iterator[Problem]:
+    # Kubernetes' own pod validation, checked before the worker Job is created.
+    for i, t in enumerate(spec.workers.pod_template.tolerations):
+        where = f"spec.workers.podTemplate.tolerations[{i}]"
+        if t.key is None and t.operator != "Exists":
+            yield error(where, "a toleration without key must have operator Exists")
+        if t.operator == "Exists" and t.value:
+            yield error(where, f"value must be empty with operator Exists, got {t.value!r}")
+        if t.toleration_seconds is not None and t.effect != "NoExecute":
+            yield error(where, "tolerationSeconds only applies with effect NoExecute")
+
+
 def _nested(a: str, b: str) -> bool:
     """Whether two absolute paths are the same directory or one contains the other."""
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
@@ -457,6 +484,8 @@ RULES: tuple[Rule, ...] = (
     ports_distinct,
     mount_paths_distinct,
     model_size_bounded,
+    synthetic_data_bounded,
+    tolerations_valid,
     # warnings
     high_learning_rate,
     restarts_without_storage,
