@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -89,6 +91,47 @@ def trainer_env() -> dict[str, str]:
     }
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def trainer_command(params: Path, storage: Path, *extra: str) -> list[str]:
+    """`python -m tftj_trainer` for one lone worker, on any free metrics port."""
+    return [
+        PYTHON,
+        "-m",
+        "tftj_trainer",
+        "--params",
+        str(params),
+        "--storage-root",
+        str(storage),
+        "--metrics-port",
+        "0",
+        *extra,
+    ]
+
+
+def run_state(workdir: Path) -> dict[str, Any] | None:
+    """`tftj run`'s state.json (pids and metrics ports of the current attempt), once written."""
+    try:
+        return dict(json.loads((workdir / "workers" / "state.json").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def kill_worker_after_epochs(workdir: Path, worker: int, epochs: int, timeout: float) -> int:
+    """SIGKILL a worker of `tftj run` once the chief reports `epochs` epochs done (so their
+    checkpoints exist); returns the epoch the chief had reached."""
+    from tftj.localrun.progress import read_progress
+
+    first = wait_for(lambda: run_state(workdir), 60, "the workers to start")
+    chief_port = first["workers"][0]["metricsPort"]
+
+    def epochs_done() -> int | None:
+        progress = read_progress(chief_port)
+        return progress.epoch if progress is not None and progress.epoch >= epochs else None
+
+    reached = wait_for(epochs_done, timeout, f"{epochs} epochs (and their checkpoints)", 0.05)
+    os.kill(first["workers"][worker]["pid"], signal.SIGKILL)
+    return reached
 
 
 def free_port() -> int:

@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from tftj.api.contract import ExitCode
@@ -21,6 +22,7 @@ from tests.trainer.conftest import (
     trainer_env,
     write_manifest,
     write_params,
+    write_tfrecord,
 )
 
 
@@ -62,6 +64,18 @@ def make_cases(tmp: Path) -> dict[str, tuple[Path, Case]]:
         csv_params(tmp, "labels", write_csv(tmp / "labels.csv", [*good_rows, [1, 1, 7]], header)),
         Case(ExitCode.BAD_DATA, ("label 7", "out of range", "[0, 2]")),
     )
+    nan = write_csv(tmp / "nan.csv", [*good_rows, [1, "nan", 2]], header)
+    cases["csv with a NaN"] = (
+        csv_params(tmp, "nan", nan),
+        Case(ExitCode.BAD_DATA, ("nan.csv line 42", "feature 1 is nan", "non-finite")),
+    )
+    cases.update(tfrecord_cases(tmp))
+    unparsable = tmp / "unparsable.params.yaml"
+    unparsable.write_text("spec: {training: [unclosed\n")
+    cases["params file not YAML"] = (
+        unparsable,
+        Case(ExitCode.BAD_PARAMETERS, ("unparsable.params.yaml", "line 2", "not valid YAML")),
+    )
     invalid = write_params(tmp, "invalid")
     document = yaml.safe_load(invalid.read_text())
     document["spec"]["training"]["learningRate"] = -1.0
@@ -87,6 +101,81 @@ def make_cases(tmp: Path) -> dict[str, tuple[Path, Case]]:
         Case(ExitCode.BAD_MODEL, ("model.builder no_such_module:build", "cannot import")),
     )
     return cases
+
+
+def tfrecord_cases(tmp: Path) -> dict[str, tuple[Path, Case]]:
+    """Five good shards but one bad record in shard 3, and the ways a file can be unreadable."""
+    rng = np.random.default_rng(0)
+
+    def shards(name: str, bad: bytes | None = None) -> Path:
+        directory = tmp / name
+        directory.mkdir()
+        for i in range(5):
+            path = directory / f"part-{i}.tfrecord"
+            write_tfrecord(path, rng.normal(size=(20, 4)), rng.integers(0, 3, size=20))
+            if i == 3 and bad is not None:
+                with tf.io.TFRecordWriter(str(path.with_suffix(".tmp"))) as writer:
+                    for n, record in enumerate(tf.data.TFRecordDataset(str(path))):
+                        writer.write(bad if n == 7 else record.numpy())
+                path.with_suffix(".tmp").rename(path)
+        return directory
+
+    def params(name: str, directory: Path, **data: object) -> Path:
+        spec = {"format": "tfrecord", "path": str(directory), "numFeatures": 4, **data}
+        return write_params(tmp, name, {"data": spec, "model": {"outputUnits": 3}})
+
+    import tensorflow as tf
+
+    def example(values: list[float], label: int) -> bytes:
+        feature = {
+            "features": tf.train.Feature(float_list=tf.train.FloatList(value=values)),
+            "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        }
+        return bytes(
+            tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+        )
+
+    short = shards("short", example([1.0, 2.0, 3.0], 1))
+    truncated = shards("truncated")
+    whole = (truncated / "part-2.tfrecord").read_bytes()
+    (truncated / "part-2.tfrecord").write_bytes(whole[: len(whole) - 30])
+    dangling = shards("dangling")
+    (dangling / "part-9.tfrecord").symlink_to(tmp / "gone.tfrecord")
+    late = shards("late", example([1.0, 2.0, 3.0, 4.0], 9))
+    return {
+        "wrong feature length in one shard": (
+            params("short", short),
+            Case(ExitCode.BAD_DATA, ("short/part-3.tfrecord record 8", "Values size: 3")),
+        ),
+        "truncated tfrecord": (
+            params("truncated", truncated),
+            Case(ExitCode.BAD_DATA, ("truncated/part-2.tfrecord record 20", "truncated")),
+        ),
+        "unreadable shard": (
+            params("dangling", dangling),
+            Case(ExitCode.BAD_DATA, ("dangling/part-9.tfrecord", "cannot read")),
+        ),
+        # No pass before training (stepsPerEpoch given, nothing to count or compute): the bad
+        # record is met by the training pipeline and named by re-reading the worker's shard.
+        "bad label met while training": (
+            write_params(
+                tmp,
+                "late",
+                {
+                    "data": {
+                        "format": "tfrecord",
+                        "path": str(late),
+                        "numFeatures": 4,
+                        "validationSplit": 0.0,
+                        "preprocess": {"normalization": "none"},
+                    },
+                    "model": {"outputUnits": 3},
+                    "training": {"stepsPerEpoch": 4, "epochs": 2},
+                },
+            ),
+            Case(ExitCode.BAD_DATA, ("late/part-3.tfrecord record 8", "label 9", "out of range")),
+        ),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +219,12 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Case, 
         "missing data file",
         "csv with a wrong column count",
         "label out of range",
+        "csv with a NaN",
+        "wrong feature length in one shard",
+        "truncated tfrecord",
+        "unreadable shard",
+        "bad label met while training",
+        "params file not YAML",
         "params failing validation",
         "params edited after resolve",
         "params file missing",

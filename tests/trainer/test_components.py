@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,24 @@ from tftj.api.models import TFTrainingJobSpec
 from tftj.api.resolve import ResolvedParameters, resolve
 
 from tests.trainer.conftest import small_spec, write_tfrecord
+from tests.trainer.records import write_examples
 
 
 def params_for(patch: dict[str, Any]) -> ResolvedParameters:
     return resolve(TFTrainingJobSpec.model_validate(small_spec(patch)), name="parts")
 
 
+def every_example(split: Any, params: ResolvedParameters) -> tuple[np.ndarray, np.ndarray]:
+    """All examples of a split, one pass, sorted by row (file order is the reader's business)."""
+    count = split.examples
+    ds = split.dataset(params, policy="off", workers=1, index=0, batch_size=count, training=False)
+    x, y = (np.asarray(t) for t in next(iter(ds)))
+    order = np.lexsort(np.column_stack([x, y]).T)
+    return x[order], y[order]
+
+
 def test_every_file_format_reads_the_same_examples(tmp_path: Path) -> None:
-    from tftj_trainer.data import load_splits
+    from tftj_trainer.data import load_input
 
     rng = np.random.default_rng(0)
     features = rng.normal(size=(40, 3)).astype(np.float32)
@@ -33,6 +44,15 @@ def test_every_file_format_reads_the_same_examples(tmp_path: Path) -> None:
     np.savez(tmp_path / "all.npz", features=features, label=labels)
     write_tfrecord(tmp_path / "p0.tfrecord", features[:20], labels[:20])
     write_tfrecord(tmp_path / "p1.tfrecord", features[20:], labels[20:])
+    (tmp_path / "z").mkdir()  # compressed: gzip by name, zlib by name, gzip by setting
+    write_examples(tmp_path / "z" / "a.tfrecord.gz", features[:10], labels[:10], "GZIP")
+    write_examples(tmp_path / "z" / "b.tfrecord.zz", features[10:25], labels[10:25], "ZLIB")
+    write_examples(tmp_path / "c.tfrecord", features[25:], labels[25:])
+    write_examples(tmp_path / "d.gzipped", features[25:], labels[25:], "GZIP")
+    csv_text = (tmp_path / "csv" / "part-0.csv").read_bytes() + b"\n".join(
+        (tmp_path / "csv" / "part-1.csv").read_bytes().splitlines()[1:]
+    )
+    (tmp_path / "all.csv.gz").write_bytes(gzip.compress(csv_text.replace(b"\n", b"\r\n")))
     common = {"validationSplit": 0.0, "preprocess": {"normalization": "none"}}
     sources = {
         "csv directory": {"format": "csv", "path": str(tmp_path / "csv")},
@@ -42,26 +62,73 @@ def test_every_file_format_reads_the_same_examples(tmp_path: Path) -> None:
             "path": str(tmp_path / "p*.tfrecord"),
             "numFeatures": 3,
         },
+        "tfrecord gzip + zlib": {
+            "format": "tfrecord",
+            "path": f"{tmp_path / 'z'},{tmp_path / 'c.tfrecord'}",
+            "numFeatures": 3,
+        },
+        "tfrecord gzip by setting": {
+            "format": "tfrecord",
+            "path": f"{tmp_path / 'd.gzipped'},{tmp_path / 'd.gzipped'}",
+            "numFeatures": 3,
+            "compression": "gzip",
+        },
+        "csv gzip, CRLF": {"format": "csv", "path": str(tmp_path / "all.csv.gz")},
+        "tfrecord list": {
+            "format": "tfrecord",
+            "path": f"{tmp_path / 'p1.tfrecord'},{tmp_path / 'p0.tfrecord'}",
+            "numFeatures": 3,
+        },
     }
+    order = np.lexsort(np.column_stack([features, labels]).T)
     for what, data in sources.items():
-        splits = load_splits(params_for({"data": {**data, **common}}))
-        np.testing.assert_allclose(splits.train.features, features, rtol=1e-6, err_msg=what)
-        np.testing.assert_array_equal(splits.train.labels, labels, err_msg=what)
-    assert load_splits(params_for({"data": {**sources["csv directory"], **common}})).num_files == 2
+        params = params_for({"data": {**data, **common}})
+        if what == "tfrecord gzip by setting":  # the same file twice, read as gzip by setting
+            x, _ = every_example(load_input(params).train, params)
+            np.testing.assert_allclose(
+                x[::2],
+                features[25:][np.lexsort(np.column_stack([features[25:], labels[25:]]).T)],
+                rtol=1e-6,
+            )
+            continue
+        loaded = load_input(params)
+        x, y = every_example(loaded.train, params)
+        np.testing.assert_allclose(x, features[order], rtol=1e-6, err_msg=what)
+        np.testing.assert_array_equal(y, labels[order], err_msg=what)
+    params = params_for({"data": {**sources["csv directory"], **common}})
+    assert load_input(params).train.num_files == 2
 
 
-def test_normalization_statistics_come_from_the_training_split_only() -> None:
-    from tftj_trainer.data import load_splits, split_validation, synthetic_examples
+def test_normalization_statistics_come_from_the_training_split_only(tmp_path: Path) -> None:
+    from tftj_trainer.data import load_input, split_validation, synthetic_examples
 
     params = params_for({"data": {"validationSplit": 0.25}})
     raw_train, _ = split_validation(synthetic_examples(params), 0.25, 42)
-    splits = load_splits(params)
-    assert splits.statistics is not None
-    np.testing.assert_allclose(splits.statistics.offset, raw_train.features.mean(axis=0), atol=1e-5)
-    np.testing.assert_allclose(splits.statistics.scale, raw_train.features.std(axis=0), rtol=1e-5)
-    assert splits.validation is not None
-    assert len(splits.validation) == params.derived.validation_examples
-    assert len(splits.train) == params.derived.train_examples
+    loaded = load_input(params)
+    assert loaded.statistics is not None
+    np.testing.assert_allclose(loaded.statistics.offset, raw_train.features.mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(loaded.statistics.scale, raw_train.features.std(axis=0), rtol=1e-5)
+    assert loaded.validation is not None
+    assert loaded.validation.examples == params.derived.validation_examples
+    assert loaded.train.examples == params.derived.train_examples
+
+    # Streamed: the held-out records are chosen by hash; the statistics are those of the rest.
+    rng = np.random.default_rng(1)
+    features = (rng.normal(size=(5000, 3)) * [1, 10, 100] + [5, -5, 50]).astype(np.float32)
+    labels = rng.integers(0, 10, size=5000)
+    write_tfrecord(tmp_path / "all.tfrecord", features, labels)
+    data = {"format": "tfrecord", "path": str(tmp_path / "all.tfrecord"), "numFeatures": 3}
+    params = params_for({"data": {**data, "validationSplit": 0.25}})
+    loaded = load_input(params)
+    assert loaded.statistics is not None and loaded.validation is not None
+    train_x, _ = every_example(loaded.train, params)
+    held_x, _ = every_example(loaded.validation, params)
+    assert len(train_x) + len(held_x) == 5000
+    assert 1100 < len(held_x) < 1400  # ~25%
+    np.testing.assert_allclose(loaded.statistics.offset, train_x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(loaded.statistics.scale, train_x.std(axis=0), rtol=1e-4)
+    rows = {tuple(r) for r in train_x}
+    assert not any(tuple(r) in rows for r in held_x)  # disjoint
 
 
 @pytest.mark.parametrize(
@@ -259,3 +326,35 @@ def test_collective_names_exist_in_tensorflow() -> None:
 
     for name in ("NCCL", "RING"):
         assert hasattr(tf.distribute.experimental.CommunicationImplementation, name)
+
+
+def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The newest checkpoint's data file truncated (a crash mid-write, a storage fault): the
+    next attempt resumes from the last complete checkpoint instead of failing or restarting."""
+    import tensorflow as tf
+    from tftj_trainer.cluster import Cluster
+    from tftj_trainer.config import storage_paths
+    from tftj_trainer.metrics import TrainerMetrics
+    from tftj_trainer.training import train
+
+    def run(epochs: int) -> None:
+        params = params_for({"training": {"epochs": epochs}})
+        train(
+            params,
+            storage_paths(params, str(tmp_path)),
+            Cluster((), 0),
+            tf.distribute.get_strategy(),
+            TrainerMetrics("damaged", 0),
+            attempt=0,
+        )
+
+    run(3)
+    newest = tmp_path / "checkpoints" / "ckpt-3.data-00000-of-00001"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    caplog.set_level("INFO", logger="tftj_trainer")
+    run(4)
+    assert "ckpt-3 is damaged" in caplog.text
+    assert "starting at epoch 2 of 4" in caplog.text
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")

@@ -127,3 +127,42 @@ def test_export_serves_raw_features_like_the_trained_model(tmp_path: Path) -> No
             assert np.corrcoef(got[key][:, 0], labels)[0, 1] > 0.9, task
         else:
             assert np.mean(got["class_ids"] == labels) > 0.85, task
+
+
+def test_a_crash_during_export_leaves_the_previous_export_whole(tmp_path: Path) -> None:
+    import signal
+
+    import tensorflow as tf
+
+    from tests.trainer.conftest import trainer_command, wait_for, write_params
+
+    storage = tmp_path / "storage"
+
+    def trainer(epochs: int) -> subprocess.Popen[str]:
+        params = write_params(tmp_path, f"e{epochs}", {"training": {"epochs": epochs}})
+        return subprocess.Popen(
+            trainer_command(params, storage),
+            env=trainer_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    first = trainer(1)
+    assert first.wait(timeout=180) == 0, first.communicate()[1][-2000:]
+    export = storage / "export"
+    before = (export / "saved_model.pb").read_bytes()
+
+    second = trainer(2)  # resumes at epoch 1, trains one more, exports again: killed meanwhile
+    try:
+        staging = wait_for(
+            lambda: next(storage.glob(".export.partial-*"), None), 180, "the export to start", 0.005
+        )
+        second.send_signal(signal.SIGKILL)
+        second.wait(timeout=30)
+    finally:
+        if second.poll() is None:
+            second.kill()
+    assert staging.name.startswith(".export.partial-")
+    assert (export / "saved_model.pb").read_bytes() == before  # the previous model, untouched
+    tf.saved_model.load(str(export)).signatures["serving_default"](features=tf.zeros([1, 8]))

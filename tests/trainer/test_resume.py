@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
 import subprocess
 from pathlib import Path
 
-from tftj.localrun.progress import read_progress
-
-from tests.trainer.conftest import TFTJ, trainer_env, wait_for, write_manifest
+from tests.trainer.conftest import TFTJ, kill_worker_after_epochs, trainer_env, write_manifest
 
 EPOCHS = 6
-
-
-def state(workdir: Path) -> dict | None:
-    try:
-        return json.loads((workdir / "workers" / "state.json").read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def test_killed_worker_group_restarts_from_the_checkpoint_epoch(tmp_path: Path) -> None:
@@ -43,15 +31,7 @@ def test_killed_worker_group_restarts_from_the_checkpoint_epoch(tmp_path: Path) 
         env=trainer_env(),
     )
     try:
-        first = wait_for(lambda: state(workdir), 60, "the workers to start")
-        chief_port = first["workers"][0]["metricsPort"]
-
-        def epochs_done() -> int | None:
-            progress = read_progress(chief_port)
-            return progress.epoch if progress is not None and progress.epoch >= 2 else None
-
-        killed_at = wait_for(epochs_done, 120, "two epochs (and their checkpoints)", 0.05)
-        os.kill(first["workers"][1]["pid"], signal.SIGKILL)
+        killed_at = kill_worker_after_epochs(workdir, worker=1, epochs=2, timeout=120)
         out, err = run.communicate(timeout=240)
     finally:
         if run.poll() is None:

@@ -176,7 +176,8 @@ def alternatives(tmp: Path) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
         ),
         "data.shuffle": ({}, {"data": {"shuffle": False}}),
         "data.shuffleBuffer": ({}, {"data": {"shuffleBuffer": 8}}),
-        "data.cache": ({}, {"data": {"cache": False}}),
+        "data.cache": ({}, {"data": {"cache": True}}),
+        "data.compression": on(csv, {"data": {"compression": "gzip"}}),
         "data.shardPolicy": ({}, {"data": {"shardPolicy": "off"}}),
         "logging.frequency": ({}, {"logging": {"frequency": 50}}),
         "logging.directory": ({}, {"logging": {"directory": "tb"}}),
@@ -266,13 +267,12 @@ def built(patch: dict[str, Any], storage: Path) -> dict[str, Any]:
         params, p, TrainerMetrics("wired", 0), None, checkpoints, StopOnSignal()
     )
     two_workers = dataset_fn(
-        p.splits.train,
+        p.input.train,
         params,
         training=True,
         policy=p.shard_policy
         if p.shard_policy != "off"
         else spec.data.shard_policy.replace("auto", "data"),
-        what="train",
     )
     try:
         second_worker = batches_digest(two_workers(tf.distribute.InputContext(2, 1, 2)))

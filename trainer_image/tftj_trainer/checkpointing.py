@@ -8,6 +8,7 @@ continues at the epoch after it instead of epoch 0.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import tensorflow as tf
 
 CHECKPOINT_PREFIX = "ckpt"
+log = logging.getLogger("tftj_trainer")
 
 
 class Checkpoints:
@@ -42,16 +44,29 @@ class Checkpoints:
         )
 
     def restore(self) -> int:
-        """Restore the chief's latest checkpoint; returns its epoch (0 when there is none).
+        """Restore the chief's newest complete checkpoint; returns its epoch (0: none).
+
+        A checkpoint is written as data + index files, then named in the `checkpoint` state
+        file (an atomic rename), so a crash in the middle of a save leaves the previous one
+        named. A named checkpoint can still be damaged (a truncated file, a storage fault):
+        each is read whole first, and a damaged one is skipped for the one before it.
 
         The restore is deferred for the optimizer's slot variables, which tf_keras creates at the
         first step: they receive their saved values then.
         """
-        latest = tf.train.latest_checkpoint(str(self.directory))
-        if latest is None:
+        state = tf.train.get_checkpoint_state(str(self.directory))
+        if state is None:
             return 0
-        self.checkpoint.restore(latest).expect_partial()
-        return int(self.epoch.numpy())
+        named = [*reversed(list(state.all_model_checkpoint_paths)), state.model_checkpoint_path]
+        candidates = list(dict.fromkeys(named))  # newest first, each once
+        for path in candidates:
+            problem = damage(path)
+            if problem is None:
+                self.checkpoint.restore(path).expect_partial()
+                return int(self.epoch.numpy())
+            log.warning("checkpoint %s is damaged (%s): trying the one before it", path, problem)
+        log.warning("no complete checkpoint in %s: training from the start", self.directory)
+        return 0
 
     def save(self, epoch: int) -> None:
         self.epoch.assign(epoch)
@@ -60,3 +75,15 @@ class Checkpoints:
     def close(self) -> None:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def damage(path: str) -> str | None:
+    """Why the checkpoint at `path` cannot be restored, or None when every tensor reads back
+    (the reader checks each tensor's CRC32C and size against the index)."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for key in reader.get_variable_to_shape_map():
+            reader.get_tensor(key)
+    except (tf.errors.OpError, ValueError, IndexError) as error:  # IndexError: short read
+        return " ".join(str(getattr(error, "message", error)).split())[:200]
+    return None

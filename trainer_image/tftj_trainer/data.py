@@ -1,86 +1,45 @@
-"""Training and validation data: readers for csv, tfrecord, npz and synthetic behind one
-interface, the validation split, normalization, label checks, sharding and the tf.data pipeline.
+"""Training and validation data behind one interface, whatever the format.
 
-Every worker reads the whole training set: the validation split (a seeded shuffle) and the
-normalization statistics must be identical on all workers, or they would train different
-models. Each worker then keeps its shard (by file or by example, per data.shardPolicy). Data is
-held in memory as NumPy arrays, which suits the MLP-sized datasets this trainer targets.
+TFRecord and CSV stream (tftj_trainer.streaming): nothing holds the dataset. npz is an
+in-memory format (one NumPy archive is read whole), and synthetic data is generated in memory;
+both are held as arrays here, split, checked, and sharded by example or by file.
+
+Every worker computes the same split, counts and normalization statistics, or they would
+train different models; each then reads only its shard (per data.shardPolicy).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from tftj.api.models import Data
 from tftj.api.resolve import ResolvedParameters
 
+from tftj_trainer.datachecks import first_bad_row
+from tftj_trainer.datafiles import expand_paths, read_bytes
 from tftj_trainer.exitcodes import DataError
+from tftj_trainer.pipeline import batched
 from tftj_trainer.statistics import Statistics, statistics_of
+from tftj_trainer.streaming import Checks, Holdout, StreamedSplit, layout_of, scan, streamed_files
 
 
 @dataclass(frozen=True)
 class Examples:
-    features: np.ndarray  # float32 [n, num_features]
-    labels: np.ndarray  # float32 [n] or [n, k] (regression with k targets)
-    source: np.ndarray  # int32 [n]: index of the file each example came from
+    features: npt.NDArray[np.float32]  # [n, num_features]
+    labels: npt.NDArray[np.float32]  # [n] or [n, k] (regression with k targets)
+    source: npt.NDArray[np.int32]  # [n]: index of the file each example came from
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
 
-    def take(self, indices: np.ndarray) -> Examples:
+    def take(self, indices: npt.NDArray[np.intp]) -> Examples:
         return Examples(self.features[indices], self.labels[indices], self.source[indices])
-
-
-@dataclass(frozen=True)
-class Splits:
-    train: Examples
-    validation: Examples | None
-    num_files: int  # training files (1 for synthetic): decides whether file sharding is possible
-    statistics: Statistics | None  # from the training split; the model's first layer applies it
-
-    @property
-    def num_features(self) -> int:
-        return int(self.train.features.shape[1])
-
-
-Reader = Callable[[Sequence[str], Data], Examples]
-
-
-# ------------------------------------------------------------------------------------- paths
-
-
-def expand_paths(pattern: str, what: str) -> list[str]:
-    """A file, every file of a directory, or a glob's matches (sorted: same order everywhere)."""
-    import tensorflow as tf
-
-    gfile = tf.io.gfile
-    if gfile.isdir(pattern):
-        files = [
-            f"{pattern.rstrip('/')}/{name}"
-            for name in gfile.listdir(pattern)
-            if not name.startswith(".") and not gfile.isdir(f"{pattern.rstrip('/')}/{name}")
-        ]
-    elif any(char in pattern for char in "*?["):
-        files = [f for f in gfile.glob(pattern) if not gfile.isdir(f)]
-    elif gfile.exists(pattern):
-        files = [pattern]
-    else:
-        raise DataError(f"{what} {pattern}: no such file or directory")
-    if not files:
-        raise DataError(f"{what} {pattern}: matches no files")
-    return sorted(files)
-
-
-def read_bytes(path: str) -> bytes:
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(path, "rb") as handle:
-        return bytes(handle.read())
 
 
 def concatenate(parts: Sequence[Examples]) -> Examples:
@@ -95,59 +54,6 @@ def concatenate(parts: Sequence[Examples]) -> Examples:
 
 
 # ----------------------------------------------------------------------------------- readers
-
-
-def read_csv(files: Sequence[str], data: Data) -> Examples:
-    """Header row; `labelKey` is the label column, every other column a feature."""
-    parts = []
-    header0: list[str] | None = None
-    for file_index, path in enumerate(files):
-        rows = csv.reader(io.StringIO(read_bytes(path).decode("utf-8")))
-        header = next(rows, None)
-        if header is None:
-            raise DataError(f"{path}: empty CSV file (expected a header row)")
-        header = [h.strip() for h in header]
-        if data.label_key not in header:
-            raise DataError(f"{path}: no label column {data.label_key!r} in the header")
-        if header0 is not None and header != header0:
-            raise DataError(f"{path}: header differs from {files[0]}'s")
-        header0 = header
-        label_at = header.index(data.label_key)
-        values = []
-        for line, row in enumerate(rows, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise DataError(
-                    f"{path} line {line}: expected {len(header)} columns as in the header, "
-                    f"got {len(row)}"
-                )
-            try:
-                values.append([float(v) for v in row])
-            except ValueError:
-                bad = next(i for i, v in enumerate(row) if not _is_number(v))
-                raise DataError(
-                    f"{path} line {line}: column {header[bad]!r} is not a number: {row[bad]!r}"
-                ) from None
-        if not values:
-            raise DataError(f"{path}: no data rows")
-        table = np.asarray(values, dtype=np.float32)
-        parts.append(
-            Examples(
-                np.delete(table, label_at, axis=1),
-                table[:, label_at],
-                np.full(len(table), file_index, dtype=np.int32),
-            )
-        )
-    return concatenate(parts)
-
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
 
 
 def read_npz(files: Sequence[str], data: Data) -> Examples:
@@ -171,45 +77,6 @@ def read_npz(files: Sequence[str], data: Data) -> Examples:
             raise DataError(f"{path}: {len(features)} feature rows but {len(labels)} labels")
         parts.append(Examples(features, labels, np.full(len(features), file_index, np.int32)))
     return concatenate(parts)
-
-
-def read_tfrecord(files: Sequence[str], data: Data) -> Examples:
-    """tf.train.Example records: float list `featuresKey` of numFeatures, scalar `labelKey`."""
-    import tensorflow as tf
-
-    assert data.num_features is not None  # validation requires it for tfrecord
-    parts = []
-    for file_index, path in enumerate(files):
-        message = ""
-        for labels_as in (tf.float32, tf.int64):  # labels may be stored as floats or ints
-            spec = {
-                data.features_key: tf.io.FixedLenFeature([data.num_features], tf.float32),
-                data.label_key: tf.io.FixedLenFeature([], labels_as),
-            }
-            try:
-                batches = [
-                    (b[data.features_key].numpy(), b[data.label_key].numpy())
-                    for b in tf.data.TFRecordDataset(path)
-                    .batch(4096)
-                    .map(lambda r, spec=spec: tf.io.parse_example(r, spec))
-                ]
-                break
-            except tf.errors.InvalidArgumentError as error:
-                message = str(error.message)
-        else:
-            raise DataError(
-                f"{path}: records do not match the expected features: {message.splitlines()[0]}"
-            )
-        nonempty = [b for b in batches if len(b[0])]
-        if not nonempty:
-            raise DataError(f"{path}: no records")
-        features = np.concatenate([b[0] for b in nonempty]).astype(np.float32)
-        labels = np.concatenate([b[1] for b in nonempty]).astype(np.float32)
-        parts.append(Examples(features, labels, np.full(len(features), file_index, np.int32)))
-    return concatenate(parts)
-
-
-READERS: dict[str, Reader] = {"csv": read_csv, "npz": read_npz, "tfrecord": read_tfrecord}
 
 
 def synthetic_examples(params: ResolvedParameters) -> Examples:
@@ -247,70 +114,6 @@ def split_validation(examples: Examples, fraction: float, seed: int) -> tuple[Ex
     return examples.take(np.sort(order[held:])), examples.take(np.sort(order[:held]))
 
 
-def check_examples(examples: Examples, params: ResolvedParameters, what: str) -> None:
-    """Shape and label checks that would otherwise surface as NaNs or an opaque TF error."""
-    spec = params.spec
-    expected = spec.data.num_features
-    width = examples.features.shape[1]
-    if expected is not None and width != expected:
-        raise DataError(f"{what}: {width} features, but data.numFeatures is {expected}")
-    if not np.all(np.isfinite(examples.features)):
-        row = int(np.argwhere(~np.isfinite(examples.features))[0][0])
-        raise DataError(f"{what}: example {row} has a non-finite feature value")
-    labels = examples.labels
-    units = spec.model.output_units or 1
-    task = spec.model.task
-    if task == "regression":
-        targets = 1 if labels.ndim == 1 else labels.shape[1]
-        if targets != units:
-            raise DataError(f"{what}: {targets} regression targets, model.outputUnits is {units}")
-        if not np.all(np.isfinite(labels)):
-            raise DataError(f"{what}: non-finite regression label")
-        return
-    if labels.ndim != 1:
-        raise DataError(f"{what}: labels must be one value per example for task {task}")
-    allowed = units if task == "classification" else 2
-    bad = (labels != np.round(labels)) | (labels < 0) | (labels >= allowed)
-    if np.any(bad):
-        row = int(np.argmax(bad))
-        raise DataError(
-            f"{what}: label {labels[row]:g} of example {row} is out of range: task {task} "
-            f"expects integers in [0, {allowed - 1}]"
-        )
-
-
-def load_splits(params: ResolvedParameters) -> Splits:
-    """Read, split, check and compute the normalization statistics: identical on every worker."""
-    data = params.spec.data
-    seed = params.spec.training.seed
-    validation: Examples | None = None
-    if data.format == "synthetic":
-        train = synthetic_examples(params)
-        num_files = 1
-    else:
-        assert data.path is not None  # validation requires it for file formats
-        files = expand_paths(data.path, "data.path")
-        num_files = len(files)
-        train = READERS[data.format](files, data)
-        if data.validation_path:
-            validation = READERS[data.format](
-                expand_paths(data.validation_path, "data.validationPath"), data
-            )
-    if validation is None and data.validation_split > 0:
-        train, validation = split_validation(train, data.validation_split, seed)
-        if len(validation) == 0:
-            validation = None
-    check_examples(train, params, "training data")
-    if validation is not None:
-        check_examples(validation, params, "validation data")
-    return Splits(
-        train=train,
-        validation=validation,
-        num_files=num_files,
-        statistics=statistics_of(train.features, data.preprocess.normalization),
-    )
-
-
 # ---------------------------------------------------------------------------------- sharding
 
 
@@ -328,66 +131,235 @@ def effective_shard_policy(policy: str, num_files: int, num_workers: int) -> str
     return policy
 
 
-def shard(examples: Examples, policy: str, num_workers: int, index: int, what: str) -> Examples:
-    """This worker's share: its files (`file`), every num_workers-th example (`data`), or all."""
-    if policy == "file":
-        mine = examples.source % num_workers == index
-    elif policy == "data":
-        mine = np.arange(len(examples)) % num_workers == index
-    else:
-        return examples
-    part = examples.take(np.flatnonzero(mine))
-    if len(part) == 0:
-        raise DataError(
-            f"{what}: worker {index} gets no examples with shard policy {policy} "
-            f"({len(examples)} examples, {num_workers} workers)"
+def check_examples(examples: Examples, params: ResolvedParameters, what: str) -> None:
+    """Width, values and labels of in-memory data, before anything trains on them."""
+    spec = params.spec
+    expected = spec.data.num_features
+    width = examples.features.shape[1]
+    if expected is not None and width != expected:
+        raise DataError(f"{what}: {width} features, but data.numFeatures is {expected}")
+    units = spec.model.output_units or 1
+    task = spec.model.task
+    labels = examples.labels
+    if task == "regression":
+        targets = 1 if labels.ndim == 1 else labels.shape[1]
+        if targets != units:
+            raise DataError(f"{what}: {targets} regression targets, model.outputUnits is {units}")
+    elif labels.ndim != 1:
+        raise DataError(f"{what}: labels must be one value per example for task {task}")
+    bad = first_bad_row(examples.features, labels, task, units)
+    if bad is not None:
+        raise DataError(f"{what}: example {bad[0]}: {bad[1]}")
+
+
+# ------------------------------------------------------------------------------------ splits
+
+
+class Split(Protocol):
+    """One side (training or validation) of the input, whatever its format."""
+
+    @property
+    def what(self) -> str: ...
+
+    @property
+    def num_files(self) -> int: ...
+
+    @property
+    def examples(self) -> int | None: ...
+
+    def shard_examples(self, policy: str, workers: int) -> list[int] | None: ...
+
+    def dataset(
+        self,
+        params: ResolvedParameters,
+        *,
+        policy: str,
+        workers: int,
+        index: int,
+        batch_size: int,
+        training: bool,
+    ) -> Any: ...
+
+    def explain(self, policy: str, workers: int, index: int) -> DataError | None: ...
+
+
+@dataclass(frozen=True)
+class InMemorySplit:
+    what: str
+    held: Examples
+    num_files: int
+
+    @property
+    def examples(self) -> int:
+        return len(self.held)
+
+    def mine(self, policy: str, workers: int, index: int) -> Examples:
+        if policy == "file":
+            return self.held.take(np.flatnonzero(self.held.source % workers == index))
+        if policy == "data":
+            return self.held.take(np.arange(index, len(self.held), workers))
+        return self.held
+
+    def shard_examples(self, policy: str, workers: int) -> list[int]:
+        return [len(self.mine(policy, workers, w)) for w in range(workers)]
+
+    def dataset(
+        self,
+        params: ResolvedParameters,
+        *,
+        policy: str,
+        workers: int,
+        index: int,
+        batch_size: int,
+        training: bool,
+    ) -> Any:
+        import tensorflow as tf
+
+        mine = self.mine(policy, workers, index)
+        return batched(
+            tf.data.Dataset.from_tensor_slices((mine.features, mine.labels)),
+            params,
+            training=training,
+            batch_size=batch_size,
+            shuffle_limit=len(mine),
+            decode=lambda batch: batch,
         )
-    return part
+
+    def explain(self, policy: str, workers: int, index: int) -> DataError | None:
+        return None  # checked whole before training
 
 
-# ---------------------------------------------------------------------------------- pipeline
+@dataclass(frozen=True)
+class InputData:
+    num_features: int
+    statistics: Statistics | None  # from the training split; the model's first layer applies it
+    train: Split
+    validation: Split | None
+
+
+def check_shards(split: Split, policy: str, workers: int) -> None:
+    """Every worker must get examples: one without would starve the group's collectives."""
+    counts = split.shard_examples(policy, workers)
+    for index, count in enumerate(counts or ()):
+        if count == 0:
+            raise DataError(
+                f"{split.what}: worker {index} gets no examples with shard policy {policy} "
+                f"({split.examples} examples in {split.num_files} file(s), {workers} workers)"
+            )
+
+
+# ------------------------------------------------------------------------------------- input
+
+
+def load_input(params: ResolvedParameters) -> InputData:
+    """The job's input: in memory for npz and synthetic, streamed for csv and tfrecord."""
+    if params.spec.data.format in ("csv", "tfrecord"):
+        return streamed_input(params)
+    return in_memory_input(params)
+
+
+def in_memory_input(params: ResolvedParameters) -> InputData:
+    data = params.spec.data
+    validation: Examples | None = None
+    if data.format == "synthetic":
+        train = synthetic_examples(params)
+        num_files = 1
+    else:
+        assert data.path is not None  # validation requires it for file formats
+        files = expand_paths(data.path, "data.path")
+        num_files = len(files)
+        train = read_npz(files, data)
+        if data.validation_path:
+            validation = read_npz(expand_paths(data.validation_path, "data.validationPath"), data)
+    if validation is None and data.validation_split > 0:
+        train, validation = split_validation(
+            train, data.validation_split, params.spec.training.seed
+        )
+        if len(validation) == 0:
+            validation = None
+    check_examples(train, params, "training data")
+    if validation is not None:
+        check_examples(validation, params, "validation data")
+    return InputData(
+        num_features=int(train.features.shape[1]),
+        statistics=statistics_of(train.features, data.preprocess.normalization),
+        train=InMemorySplit("training data", train, num_files),
+        validation=None
+        if validation is None
+        else InMemorySplit("validation data", validation, num_files),
+    )
+
+
+def streamed_input(params: ResolvedParameters) -> InputData:
+    """Files listed and probed, then one pass over them unless nothing needs it.
+
+    The pass is skipped only when training.stepsPerEpoch is set and normalization is `none`:
+    nothing is then counted (and bad data surfaces when training reaches it).
+    """
+    spec = params.spec
+    data = spec.data
+    assert data.path is not None  # validation requires it for file formats
+    files, compressions = streamed_files(data.path, data, "data.path")
+    layout = layout_of(files, compressions, data)
+    checks = Checks(spec.model.task, spec.model.output_units or 1)
+    if checks.task == "regression" and checks.units != 1:
+        raise DataError(
+            f"data.format {data.format} has one label per example, but model.outputUnits is "
+            f"{checks.units} (several regression targets need npz)"
+        )
+    holdout = None
+    if not data.validation_path and data.validation_split > 0:
+        holdout = Holdout(data.validation_split, spec.training.seed)
+    kind = data.preprocess.normalization
+    needs_pass = kind != "none" or spec.training.steps_per_epoch is None or holdout is not None
+    census = (
+        scan(files, compressions, layout, checks, holdout, statistics=kind != "none")
+        if needs_pass
+        else None
+    )
+
+    def split(side: Any, counts: list[int] | None) -> StreamedSplit:
+        return StreamedSplit(
+            "training data" if side != "held" else "validation data",
+            tuple(files),
+            tuple(compressions),
+            layout,
+            checks,
+            side,
+            holdout,
+            None if counts is None else tuple(counts),
+        )
+
+    train = split("train" if holdout else "all", None if census is None else census.train)
+    if train.examples == 0:
+        raise DataError(f"training data {data.path}: no examples")
+    validation: StreamedSplit | None = None
+    if holdout is not None and census is not None and sum(census.held) > 0:
+        validation = split("held", census.held)
+    elif data.validation_path:
+        vfiles, vcompressions = streamed_files(data.validation_path, data, "data.validationPath")
+        vlayout = layout_of(vfiles, vcompressions, data)
+        if vlayout.columns != layout.columns:
+            raise DataError(f"{vfiles[0]}: header differs from {files[0]}'s")
+        vcensus = scan(vfiles, vcompressions, vlayout, checks, None, statistics=False)
+        validation = StreamedSplit(
+            "validation data",
+            tuple(vfiles),
+            tuple(vcompressions),
+            vlayout,
+            checks,
+            "all",
+            None,
+            tuple(vcensus.train),
+        )
+    return InputData(
+        num_features=layout.num_features,
+        statistics=None if census is None else census.moments.statistics(kind),
+        train=train,
+        validation=validation,
+    )
 
 
 def steps_for(examples: int, batch_size: int) -> int:
     """Steps of one pass (the last batch wraps around: the dataset repeats)."""
     return max(1, math.ceil(examples / batch_size))
-
-
-def make_dataset(
-    examples: Examples,
-    params: ResolvedParameters,
-    *,
-    training: bool,
-    batch_size: int,
-) -> object:
-    """A repeating tf.data pipeline of `batch_size` batches; callers bound it with steps.
-
-    Repeating with a fixed step count keeps every worker at the same number of steps per epoch
-    whatever the size of its shard, which collective ops require.
-    """
-    import tensorflow as tf
-
-    spec = params.spec
-    data = spec.data
-    labels = examples.labels
-    dataset = tf.data.Dataset.from_tensor_slices((examples.features, labels))
-    if spec.training.loss == "categorical-crossentropy":
-        units = spec.model.output_units
-        dataset = dataset.map(
-            lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), units)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    if data.cache:
-        dataset = dataset.cache()
-    if training and data.shuffle:
-        dataset = dataset.shuffle(
-            min(data.shuffle_buffer, len(examples)),
-            seed=spec.training.seed,
-            reshuffle_each_iteration=True,
-        )
-    dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
-    options = tf.data.Options()
-    # Sharding is done above from the job's own policy; tf.data must not shard again.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    options.deterministic = True
-    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -63,6 +63,8 @@ def export_model(
             shutil.rmtree(scratch, ignore_errors=True)
         return
     directory.parent.mkdir(parents=True, exist_ok=True)
+    for stale in directory.parent.glob(f".{directory.name}.partial-*"):  # an earlier crash's
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
     try:
         save(model, staging / "model", input_dim, task)

@@ -40,19 +40,18 @@ class Moments:
         n = int(batch.shape[0])
         if n == 0:
             return
-        values = batch.astype(np.float64)
-        mean = values.mean(axis=0)
-        m2 = ((values - mean) ** 2).sum(axis=0)
+        mean = batch.mean(axis=0, dtype=np.float64)
+        m2 = np.square(batch - mean).sum(axis=0)
+        low, high = batch.min(axis=0).astype(np.float64), batch.max(axis=0).astype(np.float64)
         if self.count == 0:
-            self.count, self.mean, self.m2 = n, mean, m2
-            self.minimum, self.maximum = values.min(axis=0), values.max(axis=0)
+            self.count, self.mean, self.m2, self.minimum, self.maximum = n, mean, m2, low, high
             return
         total = self.count + n
         delta = mean - self.mean
         self.mean = self.mean + delta * (n / total)
         self.m2 = self.m2 + m2 + delta**2 * (self.count * n / total)
-        self.minimum = np.minimum(self.minimum, values.min(axis=0))
-        self.maximum = np.maximum(self.maximum, values.max(axis=0))
+        self.minimum = np.minimum(self.minimum, low)
+        self.maximum = np.maximum(self.maximum, high)
         self.count = total
 
     def statistics(self, kind: str) -> Statistics | None:

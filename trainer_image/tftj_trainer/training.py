@@ -21,15 +21,14 @@ from tftj_trainer.checkpointing import Checkpoints
 from tftj_trainer.cluster import Cluster
 from tftj_trainer.config import StoragePaths
 from tftj_trainer.data import (
-    Examples,
-    Splits,
+    InputData,
+    Split,
+    check_shards,
     effective_shard_policy,
-    load_splits,
-    make_dataset,
-    shard,
+    load_input,
     steps_for,
 )
-from tftj_trainer.exitcodes import PreemptedError
+from tftj_trainer.exitcodes import DataError, PreemptedError
 from tftj_trainer.export import export_model
 from tftj_trainer.metrics import TrainerMetrics
 from tftj_trainer.model import build_model, compile_model, set_precision
@@ -50,8 +49,9 @@ class Prepared:
     """Everything the parameters turn into before the first step."""
 
     model: keras.Model
-    splits: Splits
+    input: InputData
     shard_policy: str
+    validation_policy: str
     steps: ScheduleSteps
     validation_steps: int | None
     train_data: Any
@@ -60,16 +60,18 @@ class Prepared:
     schedule: WarmupSchedule
 
 
-def dataset_fn(
-    examples: Examples, params: ResolvedParameters, *, training: bool, policy: str, what: str
-) -> Any:
+def dataset_fn(split: Split, params: ResolvedParameters, *, training: bool, policy: str) -> Any:
     """A tf.distribute dataset function: this input pipeline's shard, per-replica batches."""
     batch = params.spec.training.batch_size
 
     def build(context: tf.distribute.InputContext) -> Any:
-        mine = shard(examples, policy, context.num_input_pipelines, context.input_pipeline_id, what)
-        return make_dataset(
-            mine, params, training=training, batch_size=context.get_per_replica_batch_size(batch)
+        return split.dataset(
+            params,
+            policy=policy,
+            workers=context.num_input_pipelines,
+            index=context.input_pipeline_id,
+            batch_size=context.get_per_replica_batch_size(batch),
+            training=training,
         )
 
     return build
@@ -79,6 +81,26 @@ def distribute(strategy: Any, cluster: Cluster, fn: Any) -> Any:
     if cluster.distributed:
         return strategy.distribute_datasets_from_function(fn)
     return fn(tf.distribute.InputContext())  # one worker: a plain dataset, no wrapping
+
+
+# What the input pipeline raises on data it cannot read or parse, or that fails its checks.
+INPUT_ERRORS = (
+    tf.errors.InvalidArgumentError,
+    tf.errors.DataLossError,
+    tf.errors.NotFoundError,
+    tf.errors.PermissionDeniedError,
+)
+
+
+def bad_data(p: Prepared, cluster: Cluster) -> DataError | None:
+    """After a TensorFlow error in training: the record of this worker's data behind it, named
+    by re-reading its shard (None: the data is fine, the error came from elsewhere)."""
+    sides = ((p.input.train, p.shard_policy), (p.input.validation, p.validation_policy))
+    for split, policy in sides:
+        found = None if split is None else split.explain(policy, cluster.size, cluster.index)
+        if found is not None:
+            return found
+    return None
 
 
 def weights_digest(model: keras.Model) -> str:
@@ -94,28 +116,34 @@ def prepare(params: ResolvedParameters, cluster: Cluster, strategy: Any) -> Prep
     training = spec.training
     keras.utils.set_random_seed(training.seed)
     precision = set_precision(training.precision)
-    splits = load_splits(params)
-    policy = effective_shard_policy(spec.data.shard_policy, splits.num_files, cluster.size)
-    steps_per_epoch = training.steps_per_epoch or steps_for(len(splits.train), training.batch_size)
+    data = load_input(params)
+    policy = effective_shard_policy(spec.data.shard_policy, data.train.num_files, cluster.size)
+    check_shards(data.train, policy, cluster.size)
+    if training.steps_per_epoch is not None:
+        steps_per_epoch = training.steps_per_epoch
+    else:
+        assert data.train.examples is not None  # counted whenever stepsPerEpoch is unset
+        steps_per_epoch = steps_for(data.train.examples, training.batch_size)
     steps = schedule_steps(training, steps_per_epoch)
     validation_steps = None
     validation_data = None
-    if splits.validation is not None:
-        validation_steps = steps_for(len(splits.validation), training.batch_size)
+    validation_policy = policy
+    if data.validation is not None and data.validation.examples:
+        # Fewer validation files than workers: split them by record instead.
+        if policy == "file" and data.validation.num_files < cluster.size:
+            validation_policy = "data"
+        check_shards(data.validation, validation_policy, cluster.size)
+        validation_steps = steps_for(data.validation.examples, training.batch_size)
         validation_data = distribute(
             strategy,
             cluster,
-            dataset_fn(
-                splits.validation, params, training=False, policy=policy, what="validation data"
-            ),
+            dataset_fn(data.validation, params, training=False, policy=validation_policy),
         )
     train_data = distribute(
-        strategy,
-        cluster,
-        dataset_fn(splits.train, params, training=True, policy=policy, what="training data"),
+        strategy, cluster, dataset_fn(data.train, params, training=True, policy=policy)
     )
     with strategy.scope():
-        model = build_model(splits.num_features, params, splits.statistics)
+        model = build_model(data.num_features, params, data.statistics)
         schedule = learning_rate_schedule(
             training.schedule, params.derived.effective_learning_rate, steps
         )
@@ -123,8 +151,9 @@ def prepare(params: ResolvedParameters, cluster: Cluster, strategy: Any) -> Prep
         compile_model(model, params, optimizer)
     return Prepared(
         model,
-        splits,
+        data,
         policy,
+        validation_policy,
         steps,
         validation_steps,
         train_data,
@@ -203,9 +232,9 @@ def train(
             "%d steps per epoch, starting at epoch %d of %d",
             cluster.index,
             cluster.size,
-            len(p.splits.train),
-            len(p.splits.validation) if p.splits.validation is not None else 0,
-            p.splits.num_features,
+            p.input.train.examples or 0,
+            (p.input.validation.examples or 0) if p.input.validation is not None else 0,
+            p.input.num_features,
             p.shard_policy,
             p.steps.steps_per_epoch,
             start_epoch,
@@ -223,16 +252,22 @@ def train(
             steps=p.steps.steps_per_epoch,
         )
         if start_epoch < training.epochs:
-            p.model.fit(
-                p.train_data,
-                epochs=training.epochs,
-                initial_epoch=start_epoch,
-                steps_per_epoch=p.steps.steps_per_epoch,
-                validation_data=p.validation_data,
-                validation_steps=p.validation_steps,
-                callbacks=callbacks,
-                verbose=0,
-            )
+            try:
+                p.model.fit(
+                    p.train_data,
+                    epochs=training.epochs,
+                    initial_epoch=start_epoch,
+                    steps_per_epoch=p.steps.steps_per_epoch,
+                    validation_data=p.validation_data,
+                    validation_steps=p.validation_steps,
+                    callbacks=callbacks,
+                    verbose=0,
+                )
+            except INPUT_ERRORS:
+                found = bad_data(p, cluster)
+                if found is None:
+                    raise
+                raise found from None
         if stop.received is not None:
             raise PreemptedError(
                 f"stopped by signal {stop.received} during training; resume "
@@ -243,7 +278,7 @@ def train(
             export_model(
                 p.model,
                 paths.export,
-                input_dim=p.splits.num_features,
+                input_dim=p.input.num_features,
                 task=spec.model.task,
                 is_chief=cluster.is_chief,
                 worker=cluster.index,

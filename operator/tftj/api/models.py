@@ -63,6 +63,7 @@ Initializer = Literal["glorot-uniform", "glorot-normal", "he-uniform", "he-norma
 DataFormat = Literal["csv", "tfrecord", "npz", "synthetic"]
 Normalization = Literal["z-score", "min-max", "none"]
 ShardPolicy = Literal["auto", "data", "file", "off"]
+Compression = Literal["auto", "none", "gzip", "zlib"]
 Precision = Literal["float32", "mixed-float16", "mixed-bfloat16"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
@@ -307,7 +308,9 @@ class Training(Model):
     )
     steps_per_epoch: int | None = doc(
         None,
-        "Optimizer steps per epoch. Unset: one full pass over the training split.",
+        "Optimizer steps per epoch, the same on every worker. Unset: one full pass over the "
+        "training split, counted by a pass over the files before training (csv/tfrecord); "
+        "setting it with normalization `none` and no validationSplit skips that pass.",
         unit="steps",
         default_doc="one pass over the training split",
         ge=1,
@@ -469,7 +472,8 @@ class Data(Model):
     )
     path: PrintableText | None = doc(
         None,
-        "Training data: a file, a directory (every file in it) or a glob, read through "
+        "Training data: a file, a directory (every file in it), a glob, or a comma-separated "
+        "list of these, read through "
         "tf.io.gfile (local paths, or gs:// and s3:// where the image has the filesystem "
         "plugins). Required for csv, tfrecord and npz. A relative path is relative to the "
         "manifest file's directory in `tftj run` (and `tftj resolve --local`), and to the "
@@ -489,8 +493,11 @@ class Data(Model):
     )
     validation_split: float = doc(
         0.1,
-        "Fraction of the training data held out for validation (taken after a seeded shuffle); "
-        "0 disables validation unless validationPath is set.",
+        "Fraction of the training data held out for validation; 0 disables validation unless "
+        "validationPath is set. npz and synthetic: exactly int(examples x fraction), taken "
+        "after a seeded shuffle. csv and tfrecord: each record with this probability, decided by "
+        "a hash of its bytes keyed with training.seed (the same records every epoch, on every "
+        "worker, without reading the data into memory).",
         ge=0,
         lt=1,
     )
@@ -519,10 +526,23 @@ class Data(Model):
     preprocess: Preprocess = doc(Preprocess(), "Preprocessing applied to features.")
     shuffle: bool = doc(True, "Shuffle training examples every epoch (seeded).")
     shuffle_buffer: int = doc(
-        10_000, "Examples held in the shuffle buffer.", unit="examples", ge=1, le=10_000_000
+        10_000,
+        "Examples each worker holds in its shuffle buffer (raw records for csv/tfrecord): with "
+        "the read buffers, what bounds a worker's input memory whatever the dataset's size.",
+        unit="examples",
+        ge=1,
+        le=10_000_000,
     )
     cache: bool = doc(
-        True, "Cache the decoded, normalized dataset in memory after the first epoch."
+        False,
+        "Keep each worker's shard in memory after the first epoch (csv/tfrecord: the raw "
+        "records, still parsed every epoch), saving the file reads of later epochs. Only when "
+        "the shard fits in the worker's memory: the default streams every epoch from storage.",
+    )
+    compression: Compression = doc(
+        "auto",
+        "Compression of csv and tfrecord files: `gzip`, `zlib`, `none`, or `auto` (by file "
+        "name: .gz/.gzip are gzip, .zz/.zlib are zlib, anything else uncompressed). npz: unused.",
     )
     shard_policy: ShardPolicy = doc(
         "auto",
