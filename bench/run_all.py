@@ -15,6 +15,7 @@ BENCHMARKS = {
     "validate": "validate_bench.py",
     "webhook": "webhook_fuzz.py",
     "trainer": "trainer_bench.py",
+    "data": "data_bench.py",
     "controlplane": "controlplane_bench.py",
     "operator": "operator_bench.py",
 }

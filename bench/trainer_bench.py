@@ -153,9 +153,15 @@ def trainer_fit(storage: Path) -> tuple[tuple[float, float], int]:
 
 def throughput(rounds: int) -> dict[str, Any]:
     import tf_keras as keras
-    from tftj_trainer.data import load_splits
+    from tftj_trainer.data import synthetic_examples
+    from tftj_trainer.statistics import statistics_of
 
-    splits = load_splits(params())  # the same normalized examples for both
+    # The same examples for both; the trainer normalizes in its model's first layer, the
+    # plain fit gets them normalized beforehand.
+    examples = synthetic_examples(params())
+    stats = statistics_of(examples.features, "z-score")
+    assert stats is not None
+    normalized = (examples.features - stats.offset) / stats.scale
     plain: list[tuple[float, float]] = []
     trainer: list[tuple[float, float]] = []
     steps = params().derived.steps_per_epoch
@@ -165,7 +171,7 @@ def throughput(rounds: int) -> dict[str, Any]:
         for side in ("trainer", "plain") if i % 2 == 0 else ("plain", "trainer"):
             keras.backend.clear_session()
             if side == "plain":
-                plain.append(plain_fit(splits.train.features, splits.train.labels, steps))
+                plain.append(plain_fit(normalized, examples.labels, steps))
             else:
                 with tempfile.TemporaryDirectory() as tmp:
                     trainer_rates, steps = trainer_fit(Path(tmp))
