@@ -82,6 +82,26 @@ def write_params(directory: Path, name: str, patch: dict[str, Any] | None = None
     return path
 
 
+def train_alone(params: Any, root: Path, extra_callbacks: Any = ()) -> Any:
+    """The real train() as a lone worker in this process (default strategy, storage under
+    `root`); returns the trained model."""
+    import tensorflow as tf
+    from tftj_trainer.cluster import Cluster
+    from tftj_trainer.config import storage_paths
+    from tftj_trainer.metrics import TrainerMetrics
+    from tftj_trainer.training import train
+
+    return train(
+        params,
+        storage_paths(params, str(root)),
+        Cluster((), 0),
+        tf.distribute.get_strategy(),
+        TrainerMetrics(params.job.name, 0),
+        attempt=0,
+        extra_callbacks=extra_callbacks,
+    )
+
+
 def trainer_env() -> dict[str, str]:
     """A lone worker's environment: nothing describing a group."""
     env = {

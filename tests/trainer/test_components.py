@@ -11,7 +11,7 @@ import pytest
 from tftj.api.models import TFTrainingJobSpec
 from tftj.api.resolve import ResolvedParameters, resolve
 
-from tests.trainer.conftest import small_spec, write_tfrecord
+from tests.trainer.conftest import small_spec, train_alone, write_tfrecord
 from tests.trainer.records import write_examples
 
 
@@ -213,12 +213,7 @@ def test_custom_builder_that_returns_no_model_is_a_model_error() -> None:
 
 def test_resume_continues_the_optimizer_where_the_checkpoint_left_it(tmp_path: Path) -> None:
     """Epoch AND optimizer step are restored: schedules and Adam moments carry on, not restart."""
-    import tensorflow as tf
     import tf_keras as keras
-    from tftj_trainer.cluster import Cluster
-    from tftj_trainer.config import storage_paths
-    from tftj_trainer.metrics import TrainerMetrics
-    from tftj_trainer.training import train
 
     class FirstStep(keras.callbacks.Callback):  # type: ignore[misc]
         def on_train_begin(self, logs: Any = None) -> None:
@@ -233,15 +228,7 @@ def test_resume_continues_the_optimizer_where_the_checkpoint_left_it(tmp_path: P
     for epochs in (2, 3):
         params = params_for({"training": {"epochs": epochs}})
         spy = FirstStep()
-        train(
-            params,
-            storage_paths(params, str(tmp_path)),
-            Cluster((), 0),
-            tf.distribute.get_strategy(),
-            TrainerMetrics("resume", 0),
-            attempt=0,
-            extra_callbacks=[spy],
-        )
+        train_alone(params, tmp_path, extra_callbacks=[spy])
         seen.append((spy.epoch, spy.iterations))
     steps = params_for({}).derived.steps_per_epoch
     assert seen == [(0, 0), (2, 2 * steps)]
@@ -334,21 +321,9 @@ def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(
     """The newest checkpoint's data file truncated (a crash mid-write, a storage fault): the
     next attempt resumes from the last complete checkpoint instead of failing or restarting."""
     import tensorflow as tf
-    from tftj_trainer.cluster import Cluster
-    from tftj_trainer.config import storage_paths
-    from tftj_trainer.metrics import TrainerMetrics
-    from tftj_trainer.training import train
 
     def run(epochs: int) -> None:
-        params = params_for({"training": {"epochs": epochs}})
-        train(
-            params,
-            storage_paths(params, str(tmp_path)),
-            Cluster((), 0),
-            tf.distribute.get_strategy(),
-            TrainerMetrics("damaged", 0),
-            attempt=0,
-        )
+        train_alone(params_for({"training": {"epochs": epochs}}), tmp_path)
 
     run(3)
     newest = tmp_path / "checkpoints" / "ckpt-3.data-00000-of-00001"

@@ -15,7 +15,7 @@ import numpy as np
 from tftj.api.models import TFTrainingJobSpec
 from tftj.api.resolve import resolve
 
-from tests.trainer.conftest import PYTHON, small_spec, trainer_env
+from tests.trainer.conftest import PYTHON, small_spec, train_alone, trainer_env
 
 SERVE = """
 import json, sys
@@ -75,11 +75,7 @@ CASES = {  # task: (normalization, output names and shapes)
 
 
 def test_export_serves_raw_features_like_the_trained_model(tmp_path: Path) -> None:
-    import tensorflow as tf
-    from tftj_trainer.cluster import Cluster
     from tftj_trainer.config import storage_paths
-    from tftj_trainer.metrics import TrainerMetrics
-    from tftj_trainer.training import train
 
     trained: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for task, (normalization, _) in CASES.items():
@@ -104,9 +100,7 @@ def test_export_serves_raw_features_like_the_trained_model(tmp_path: Path) -> No
         )
         params = resolve(spec, name="served")
         paths = storage_paths(params, str(tmp_path / task))
-        model = train(
-            params, paths, Cluster((), 0), tf.distribute.get_strategy(), TrainerMetrics("s", 0), 0
-        )
+        model = train_alone(params, tmp_path / task)
         rows = features[:100]
         expected = np.asarray(model(rows, training=False), dtype=np.float32)
         trained[str(paths.export)] = (rows, expected, labels[:100])

@@ -25,7 +25,7 @@ from tftj.api.rules import LOSS_TASKS, METRIC_TASKS, SCHEDULE_FIELD_TYPES
 from tftj.api.schema import Schema, schema_at
 from tftj.api.validate import validate
 
-from tests.trainer.conftest import manifest
+from tests.trainer.conftest import manifest, train_alone
 
 EXAMPLES = 40  # ~1-2 s each on a loaded 2-core machine
 SPEC = ("spec",)
@@ -168,24 +168,12 @@ def trainable_specs(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def train_one(spec: dict[str, Any], storage: Path) -> None:
-    import tensorflow as tf
     import tf_keras as keras
-    from tftj_trainer.cluster import Cluster
-    from tftj_trainer.config import storage_paths
-    from tftj_trainer.metrics import TrainerMetrics
-    from tftj_trainer.training import train
 
     params = resolve(TFTrainingJobSpec.model_validate(spec), name="trainable")
     keras.backend.clear_session()
     try:
-        train(
-            params,
-            storage_paths(params, str(storage)),
-            Cluster((), 0),
-            tf.distribute.get_strategy(),
-            TrainerMetrics("trainable", 0),
-            attempt=0,
-        )
+        train_alone(params, storage)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 

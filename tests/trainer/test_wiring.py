@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from tftj.api.models import TFTrainingJobSpec
 from tftj.api.resolve import resolve
 
-from tests.trainer.conftest import merged, small_spec
+from tests.trainer.conftest import merged, small_spec, train_alone
 
 # Fields the trainer does not read, and who does.
 NOT_TRAINER: dict[str, str] = {
@@ -337,23 +337,13 @@ def test_building_twice_builds_the_same(storage: Path) -> None:
 @pytest.mark.parametrize("enabled", [True, False])
 def test_export_enabled_decides_whether_a_model_is_exported(tmp_path: Path, enabled: bool) -> None:
     import tensorflow as tf
-    from tftj_trainer.cluster import Cluster
     from tftj_trainer.config import storage_paths
-    from tftj_trainer.metrics import TrainerMetrics
-    from tftj_trainer.training import train
 
     spec = TFTrainingJobSpec.model_validate(
         small_spec({"training": {"epochs": 1, "stepsPerEpoch": 2}, "export": {"enabled": enabled}})
     )
     params = resolve(spec, name="exported")
     paths = storage_paths(params, str(tmp_path))
-    train(
-        params,
-        paths,
-        Cluster((), 0),
-        tf.distribute.get_strategy(),
-        TrainerMetrics("exported", 0),
-        attempt=0,
-    )
+    train_alone(params, tmp_path)
     assert (paths.export / "saved_model.pb").exists() is enabled
     assert tf.train.latest_checkpoint(str(paths.checkpoints)) is not None
