@@ -368,6 +368,36 @@ def training_job(
 TEST_OPERATOR_ARGS = ["--resync-seconds=2", "--progress-seconds=0.5", "--workers=4"]
 
 
+LEASE_NAME = "tftj-operator"  # the operator's default --leader-election-name
+
+
+def leader_args(
+    identity: str, lease_seconds: int = 6, renew_seconds: float = 4, retry_seconds: float = 0.5
+) -> list[str]:
+    """`tftj operator` flags for one replica of a leader-elected pair (short, for tests)."""
+    return [
+        "--leader-elect",
+        f"--leader-election-namespace={SYSTEM_NAMESPACE}",
+        f"--leader-election-id={identity}",
+        f"--lease-duration-seconds={lease_seconds}",
+        f"--renew-deadline-seconds={renew_seconds}",
+        f"--retry-period-seconds={retry_seconds}",
+    ]
+
+
+def lease(admin: Admin) -> dict[str, Any]:
+    """The operator's Lease's spec ({} when there is none)."""
+    proc = admin("get", "lease", LEASE_NAME, "-n", SYSTEM_NAMESPACE, "-o", "json", check=False)
+    if proc.returncode != 0:
+        return {}
+    spec: dict[str, Any] = json.loads(proc.stdout).get("spec") or {}
+    return spec
+
+
+def delete_lease(admin: Admin) -> None:
+    admin("delete", "lease", LEASE_NAME, "-n", SYSTEM_NAMESPACE, "--ignore-not-found")
+
+
 def start_for_tests(
     kubeconfig: Path, state_dir: Path, extra_args: Sequence[str] = ()
 ) -> OperatorProcess:

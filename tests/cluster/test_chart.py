@@ -217,6 +217,7 @@ def test_default_values_are_accepted_by_the_apiserver(
             "ClusterRoleBinding",
             "CustomResourceDefinition",
             "Deployment",
+            "PodDisruptionBudget",
             "Secret",
             "Service",
             "ServiceAccount",
@@ -239,10 +240,26 @@ def test_default_values_are_accepted_by_the_apiserver(
 
     deployment = one(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    # Highly available: two replicas (one leads by Lease, both serve the webhook), at most one
+    # evicted at a time, preferably on different nodes, Ready when the webhook answers.
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert pod["serviceAccountName"] == OPERATOR
     (container,) = pod["containers"]
+    assert "--leader-elect" in container["args"]
+    assert {e["name"] for e in container["env"]} >= {"POD_NAME", "POD_NAMESPACE"}
+    assert container["readinessProbe"]["httpGet"] == {
+        "path": "/readyz",
+        "port": "webhook",
+        "scheme": "HTTPS",
+    }
     assert container["image"] == "tftj/operator:0.1.0"
     assert "--all-namespaces" in container["args"]
     assert_restricted_pod(admin, restricted, docs)
@@ -288,6 +305,30 @@ def test_default_values_are_accepted_by_the_apiserver(
     cert.verify_directly_issued_by(ca)
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert host in names.get_values_for_type(x509.DNSName)
+
+
+def test_without_leader_election_one_replica_and_never_two_at_once(
+    tmp_path: Path, admin: Kubectl
+) -> None:
+    refused = helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--kube-version",
+        server_version(admin),
+        "--set",
+        "leaderElection.enabled=false",
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "operator.replicas > 1 needs leaderElection.enabled" in refused.stderr
+    values = {"leaderElection": {"enabled": False}, "operator": {"replicas": 1}}
+    docs = render(tmp_path, "tftj-system", server_version(admin), values)
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert "PodDisruptionBudget" not in by_kind(docs)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--leader-elect" not in container["args"]
 
 
 # ------------------------------------------------------------------------------ overridden values
@@ -339,6 +380,8 @@ def test_overridden_values_are_accepted_by_the_apiserver(
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "tftj-test/operator:9.9.9"
+    # No webhook: readiness is the process's health.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["imagePullPolicy"] == "Never"
     assert pod["imagePullSecrets"] == [{"name": "pull-secret"}]
     args = container["args"]

@@ -24,7 +24,7 @@ import yaml
 from doorgen import manifests, review, review_bodies
 from tftj.api.validate import validate
 from tftj.operator.certs import CertPaths, ensure_certs
-from tftj.operator.webhook import MAX_BODY_BYTES, WebhookServer
+from tftj.operator.webhook import MAX_BODY_BYTES, READY_PATH, WebhookServer
 from webhookclient import Client
 
 TFTJ = Path(sys.executable).with_name("tftj")
@@ -232,3 +232,17 @@ def test_a_renewed_certificate_is_served_without_a_restart(tmp_path: Path) -> No
             Client(served.port, old_ca).post(json.dumps(review(GOOD_JOB)).encode())
     finally:
         served.stop()
+
+
+def test_readiness_is_answered_by_the_webhook_server_itself(
+    served: Served, certs: CertPaths
+) -> None:
+    # The chart's readinessProbe: HTTPS GET on the webhook port, so a replica is Ready exactly
+    # when its webhook accepts TLS connections (leader or follower alike).
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=str(certs.cafile))
+    with urllib.request.urlopen(
+        f"https://127.0.0.1:{served.port}{READY_PATH}", context=context, timeout=10
+    ) as response:
+        assert response.status == 200

@@ -14,10 +14,14 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
+
+from tftj.operator.leaderlease import ElectionConfig
 
 
 def _env(name: str, default: str) -> str:
@@ -110,12 +114,67 @@ def register(subparsers: Any) -> None:
         default=_env("SCRAPE_ALLOWED_CIDRS", ""),
         help="comma-separated networks the operator may scrape (default: any)",
     )
+    election = p.add_argument_group(
+        "leader election",
+        "Run several replicas: every one serves the webhook, only the holder of a "
+        "coordination.k8s.io Lease reconciles (docs/operations.md).",
+    )
+    election.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=_env("LEADER_ELECT", "false").lower() in ("1", "true", "yes"),
+        help="reconcile only while holding the Lease (default: off, one replica)",
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        default=_env("LEADER_ELECTION_NAMESPACE", os.environ.get("POD_NAMESPACE") or "tftj-system"),
+        help="namespace of the Lease (default: $POD_NAMESPACE, else tftj-system)",
+    )
+    election.add_argument(
+        "--leader-election-name",
+        default=_env("LEADER_ELECTION_NAME", "tftj-operator"),
+        help="name of the Lease",
+    )
+    election.add_argument(
+        "--leader-election-id",
+        default=_env("LEADER_ELECTION_ID", os.environ.get("POD_NAME") or ""),
+        help="this replica's identity in the Lease (default: $POD_NAME, else host_random)",
+    )
+    election.add_argument(
+        "--lease-duration-seconds",
+        type=int,
+        default=int(_env("LEASE_DURATION_SECONDS", "15")),
+        help="how long followers wait after the leader's last renewal before taking over",
+    )
+    election.add_argument(
+        "--renew-deadline-seconds",
+        type=float,
+        default=float(_env("RENEW_DEADLINE_SECONDS", "10")),
+        help="the leader exits when it has not renewed for this long (< the lease duration)",
+    )
+    election.add_argument(
+        "--retry-period-seconds",
+        type=float,
+        default=float(_env("RETRY_PERIOD_SECONDS", "2")),
+        help="how often the leader renews and followers try to acquire",
+    )
     p.set_defaults(handler=run)
 
 
 def _fail(message: str) -> int:
     print(f"tftj operator: {message}", file=sys.stderr)
     return 2
+
+
+def _exit_on_lost_lease() -> None:
+    """A deposed leader exits at once (the Deployment restarts it as a follower), as client-go's
+    controllers do. Stopping the workers in place would not be enough: a reconcile thread in
+    the middle of an apiserver request cannot be cancelled, and the successor may already be
+    writing. Exiting also drops a cache that may have fallen behind."""
+    logging.getLogger("tftj.operator").error("exiting: no longer the leader")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,10 +191,20 @@ def run(args: argparse.Namespace) -> int:
 
     from tftj.operator.certs import load_or_generate
     from tftj.operator.controller import Controller
+    from tftj.operator.election import LeaderElector, LeaseStore
     from tftj.operator.handlers import build_registry, configure_settings
     from tftj.operator.kube import Kube
     from tftj.operator.reconcile import Timing
     from tftj.operator.webhook import WebhookServer
+
+    election = ElectionConfig(
+        identity=args.leader_election_id or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
+        lease_duration_seconds=args.lease_duration_seconds,
+        renew_deadline_seconds=args.renew_deadline_seconds,
+        retry_period_seconds=args.retry_period_seconds,
+    )
+    if args.leader_elect and election.errors():
+        return _fail("; ".join(election.errors()))
 
     try:
         allowed = [
@@ -193,7 +262,15 @@ def run(args: argparse.Namespace) -> int:
             webhook = WebhookServer(certs, addr=args.webhook_addr, port=args.webhook_port)
         except (OSError, ssl.SSLError) as exc:
             return _fail(f"--cert-dir {args.cert_dir}: cannot load the webhook certificate: {exc}")
-    registry = build_registry(controller)
+    elector = None
+    if args.leader_elect:
+        elector = LeaderElector(
+            LeaseStore(api, args.leader_election_namespace, args.leader_election_name),
+            election,
+            on_started=controller.start,
+            on_lost=_exit_on_lost_lease,
+        )
+    registry = build_registry(controller, elector)
     settings = kopf.OperatorSettings()
     configure_settings(settings)
 

@@ -78,6 +78,10 @@ class Cache:
             found = self._jobs.get(key)
         return None if found is None else copy.deepcopy(found)
 
+    def job_keys(self) -> list[Key]:
+        with self._lock:
+            return list(self._jobs)
+
     def forget_job(self, key: Key) -> None:
         """The TFTrainingJob is gone: drop it (its children go with their own events)."""
         with self._lock:

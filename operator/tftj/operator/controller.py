@@ -79,8 +79,11 @@ class Controller:
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        """The queue and `workers` reconcile tasks, on the running event loop."""
+        """The queue and `workers` reconcile tasks, on the running event loop; every job
+        already in the cache is queued (a new leader's watches ran while it was a follower)."""
         self.queue = WorkQueue[Key]()
+        for key in self.cache.job_keys():
+            self.queue.add(key)
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.workers, thread_name_prefix="reconcile"
         )
@@ -94,6 +97,9 @@ class Controller:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
+            # Let a reconcile in flight finish its writes before the operator exits (and
+            # before a leader releases its lease): never two writers on one job.
+            await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
 
     # ---------------------------------------------------------------- one reconcile
 

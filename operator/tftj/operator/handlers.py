@@ -10,11 +10,14 @@ queue's resyncs they give level-based reconciliation, as controller-runtime does
 - a reconcile asks to run again after `Plan.requeue_after` (progress scraping, deadlines,
   TTL, waiting for old pods to go);
 - the admission webhook is not kopf's: tftj.operator.webhook serves it beside kopf;
-- the queue and its workers are tftj.operator.controller.
+- the queue and its workers are tftj.operator.controller;
+- with leader election (tftj.operator.election) every replica watches and serves the webhook,
+  and only the lease holder starts the workers.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,11 +26,15 @@ import kopf
 from tftj.api import GROUP, PLURAL, VERSION
 from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE
 from tftj.operator.controller import Controller
+from tftj.operator.election import LeaderElector
 from tftj.operator.status import job_signal, pod_signal
 
 
-def build_registry(controller: Controller) -> kopf.OperatorRegistry:
-    """All handlers on a fresh registry (nothing registered at import time)."""
+def build_registry(
+    controller: Controller, elector: LeaderElector | None = None
+) -> kopf.OperatorRegistry:
+    """All handlers on a fresh registry (nothing registered at import time). With an `elector`
+    the controller reconciles only while this replica is the leader."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -35,13 +42,25 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         # In-cluster ServiceAccount, else $KUBECONFIG (set by `tftj operator --kubeconfig`).
         return kopf.login_via_client(**kwargs)
 
+    election: list[asyncio.Task[None]] = []
+
     @kopf.on.startup(registry=registry)
     async def start(**_: Any) -> None:
-        controller.start()
+        if elector is None:
+            controller.start()
+        else:
+            # The watches below run on every replica (a warm cache for a quick takeover); the
+            # reconcile workers start only when this replica holds the lease.
+            election.append(asyncio.create_task(elector.run(), name="leader-election"))
 
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: Any) -> None:
+        for task in election:
+            task.cancel()
+        await asyncio.gather(*election, return_exceptions=True)
         await controller.stop()
+        if elector is not None:
+            await elector.release()
 
     # The event handlers are coroutines, run on the event loop: the work queue is an asyncio
     # one (not thread-safe), and kopf would run plain functions in its small thread pool, where

@@ -71,3 +71,14 @@ class PhaseTracker:
             counts[phase] = counts.get(phase, 0) + 1
         for phase, count in counts.items():
             JOBS.labels(phase).set(count)
+
+
+IS_LEADER = Gauge(
+    "tftj_operator_is_leader",
+    "1 while this replica holds the leader Lease and reconciles; 0 while it only serves the "
+    "webhook",
+)
+LEADER_TRANSITIONS = Counter(
+    "tftj_operator_leader_transitions_total",
+    "Times this replica became the leader (summed over replicas: the Lease's holder changes)",
+)

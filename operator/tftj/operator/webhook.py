@@ -27,6 +27,9 @@ from tftj.operator.certs import CertPaths
 log = logging.getLogger("tftj.operator")
 
 PATH = "/validate-tftrainingjob"
+# The readiness probe's path: answered by the same TLS server, so "ready" means the webhook
+# accepts connections (every replica, leader or not).
+READY_PATH = "/readyz"
 # The apiserver sends object and oldObject, each at most etcd's ~1.5 MiB: room for both.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 CERT_CHECK_SECONDS = 30.0
@@ -59,6 +62,10 @@ async def _handle(request: web.Request) -> web.Response:
     return web.json_response(result.body, status=result.status)
 
 
+async def _ready(_: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
 class WebhookServer:
     """`async with WebhookServer(...)` serves until the block ends."""
 
@@ -82,6 +89,7 @@ class WebhookServer:
     async def __aenter__(self) -> WebhookServer:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post(PATH, _handle)
+        app.router.add_get(READY_PATH, _ready)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.addr, self.port, ssl_context=self.context)
