@@ -149,8 +149,9 @@ def install(admin: Admin, crd: Path = CRD_FILE) -> None:
     )
 
 
-def serviceaccount_kubeconfig(admin: Admin, path: Path) -> Path:
-    """A kubeconfig authenticating as the operator's ServiceAccount (TokenRequest token)."""
+def serviceaccount_kubeconfig(admin: Admin, path: Path, server: str | None = None) -> Path:
+    """A kubeconfig authenticating as the operator's ServiceAccount (TokenRequest token);
+    ``server`` replaces the apiserver URL (a fault test's forwarder)."""
     token = admin(
         "create", "token", SERVICE_ACCOUNT, "-n", SYSTEM_NAMESPACE, "--duration=24h"
     ).stdout.strip()
@@ -158,6 +159,8 @@ def serviceaccount_kubeconfig(admin: Admin, path: Path) -> Path:
     context_name = config.get("current-context") or config["contexts"][0]["name"]
     context = next(c for c in config["contexts"] if c["name"] == context_name)["context"]
     cluster = next(c for c in config["clusters"] if c["name"] == context["cluster"])
+    if server:
+        cluster = {**cluster, "cluster": {**cluster["cluster"], "server": server}}
     out = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -226,6 +229,8 @@ class OperatorProcess:
     admin: Admin
     state_dir: Path
     extra_args: list[str] = field(default_factory=list)
+    #: the apiserver URL the operator uses (default: the admin kubeconfig's)
+    api_server: str | None = None
     webhook_port: int = 0
     metrics_port: int = 0
     liveness_port: int = 0
@@ -278,7 +283,9 @@ class OperatorProcess:
         self.metrics_port = self.metrics_port or free_port()
         self.liveness_port = self.liveness_port or free_port()
         certs = ensure_certs(self.cert_dir, ["127.0.0.1"])
-        kubeconfig = serviceaccount_kubeconfig(self.admin, self.state_dir / "operator.kubeconfig")
+        kubeconfig = serviceaccount_kubeconfig(
+            self.admin, self.state_dir / "operator.kubeconfig", self.api_server
+        )
         log = self.log_file.open("ab")
         env = {**os.environ, "PYTHONPATH": str(REPO_DIR / "operator"), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
@@ -399,14 +406,17 @@ def delete_lease(admin: Admin) -> None:
 
 
 def start_for_tests(
-    kubeconfig: Path, state_dir: Path, extra_args: Sequence[str] = ()
+    kubeconfig: Path,
+    state_dir: Path,
+    extra_args: Sequence[str] = (),
+    api_server: str | None = None,
 ) -> OperatorProcess:
     """Install everything and start an operator with short intervals (tests poll, never sleep)."""
     admin = Admin(Path(kubeconfig))
     install(admin)
-    return OperatorProcess(admin, state_dir, [*TEST_OPERATOR_ARGS, *extra_args]).start(
-        die_with_parent=True
-    )
+    return OperatorProcess(
+        admin, state_dir, [*TEST_OPERATOR_ARGS, *extra_args], api_server=api_server
+    ).start(die_with_parent=True)
 
 
 def stop_for_tests(proc: OperatorProcess) -> None:

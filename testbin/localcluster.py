@@ -91,6 +91,10 @@ KUBERNETES_SERVICE_IP = "10.96.0.1"
 # connections to 127.0.0.0/8 (a test serves the chief's metrics on that loopback IP).
 POD_CIDR = "127.1.0.0/16"
 
+#: The apiserver audits (Metadata level) every request of this namespace's ServiceAccounts:
+#: the operator's (testbin/devoperator.py runs it as tftj-system/tftj-operator).
+AUDITED_NAMESPACE = "tftj-system"
+
 T = TypeVar("T")
 
 
@@ -521,6 +525,11 @@ class LocalCluster:
         return self.state_dir / "pki"
 
     @property
+    def audit_log(self) -> Path:
+        """The apiserver's audit log (JSON lines): requests of AUDITED_NAMESPACE's accounts."""
+        return self.logs_dir / "audit.log"
+
+    @property
     def ca_file(self) -> Path:
         return self.pki_dir / "ca.crt"
 
@@ -651,6 +660,65 @@ class LocalCluster:
             (self.state_dir / ".lock").unlink()
             self.state_dir.rmdir()
 
+    # ------------------------------------------------------------------ fault injection
+
+    def stop_component(self, name: str, *, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
+        """Stop one control-plane component (``sig``, SIGKILL after ``grace`` seconds); its
+        ports, certificates and data dir (etcd's) stay for start_component()."""
+        if name not in COMPONENTS:
+            raise ClusterError(f"unknown component {name!r}; one of {', '.join(COMPONENTS)}")
+        with self._locked():
+            info = (self._read_state() or {}).get("pids", {}).get(name)
+            if info is None:
+                raise ClusterError(f"{name} was never started in {self.state_dir}")
+            self._kill_one(info["pid"], info.get("start_time"), grace, sig)
+
+    def start_component(self, name: str) -> None:
+        """Start one stopped component again on its old ports with its old data and wait
+        until it is healthy (the apiserver: /readyz; kwok: every node Ready)."""
+        if name not in COMPONENTS:
+            raise ClusterError(f"unknown component {name!r}; one of {', '.join(COMPONENTS)}")
+        with self._locked():
+            state = self._read_state()
+            if state is None:
+                raise ClusterError(f"no cluster state in {self.state_dir}; start it first")
+            info = state["pids"].get(name)
+            if info is not None and _alive(info["pid"], info.get("start_time")):
+                raise ClusterError(f"{name} is still running (pid {info['pid']})")
+            ports = state["ports"]
+            self._spawn(state, name, self._component_args(name, ports))
+            wait_for(
+                self._ready(name, self._component_probe(name, ports)),
+                self.start_timeout,
+                message=self._waiting_message(f"{name} to be healthy again", name),
+                fatal=(ComponentExited,),
+            )
+
+    def restart_component(self, name: str, *, sig: int = signal.SIGTERM) -> None:
+        """stop_component() then start_component(): the fault tests' "X restarted"."""
+        self.stop_component(name, sig=sig)
+        self.start_component(name)
+
+    def _component_args(self, name: str, ports: dict[str, int]) -> list[str]:
+        return {
+            "etcd": self._etcd_args,
+            "kube-apiserver": self._apiserver_args,
+            "kube-controller-manager": self._controller_manager_args,
+            "kube-scheduler": self._scheduler_args,
+            "kwok": self._kwok_args,
+        }[name](ports)
+
+    def _component_probe(self, name: str, ports: dict[str, int]) -> Callable[[], Any]:
+        return {
+            "etcd": lambda: self._etcd_healthy(ports["etcd"]),
+            "kube-apiserver": lambda: self._get("/readyz", timeout=3) == "ok",
+            "kube-controller-manager": functools.partial(
+                self._component_healthy, ports["controller_manager"]
+            ),
+            "kube-scheduler": functools.partial(self._component_healthy, ports["scheduler"]),
+            "kwok": self._nodes_ready,
+        }[name]
+
     def __enter__(self) -> LocalCluster:
         return self.start()
 
@@ -668,20 +736,25 @@ class LocalCluster:
             n for n in reversed(COMPONENTS) if n in pids
         ]
         for name in order:
-            pid, start_time = pids[name]["pid"], pids[name].get("start_time")
-            if not _alive(pid, start_time):
-                self._reap(pid)
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and _alive(pid, start_time):
-                self._reap(pid)
-                time.sleep(0.02)
-            if _alive(pid, start_time):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            self._kill_one(pids[name]["pid"], pids[name].get("start_time"), grace)
+
+    def _kill_one(
+        self, pid: int, start_time: str | None, grace: float, sig: int = signal.SIGTERM
+    ) -> None:
+        """Send ``sig``, wait up to ``grace`` seconds for the exit, then SIGKILL."""
+        if not _alive(pid, start_time):
             self._reap(pid)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _alive(pid, start_time):
+            self._reap(pid)
+            time.sleep(0.02)
+        if _alive(pid, start_time):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._reap(pid)
 
     @staticmethod
     def _reap(pid: int) -> None:
@@ -734,7 +807,7 @@ class LocalCluster:
 
         self._spawn(state, "etcd", self._etcd_args(ports))
         wait_for(
-            self._ready("etcd", lambda: self._etcd_healthy(ports["etcd"])),
+            self._ready("etcd", self._component_probe("etcd", ports)),
             self.start_timeout,
             message=self._waiting_message("etcd to be healthy", "etcd"),
             fatal=(ComponentExited,),
@@ -742,7 +815,7 @@ class LocalCluster:
 
         self._spawn(state, "kube-apiserver", self._apiserver_args(ports))
         wait_for(
-            self._ready("kube-apiserver", lambda: self._get("/readyz", timeout=3) == "ok"),
+            self._ready("kube-apiserver", self._component_probe("kube-apiserver", ports)),
             self.start_timeout,
             message=self._waiting_message("kube-apiserver /readyz", "kube-apiserver"),
             fatal=(ComponentExited,),
@@ -754,12 +827,9 @@ class LocalCluster:
         self._spawn(state, "kube-controller-manager", self._controller_manager_args(ports))
         self._spawn(state, "kube-scheduler", self._scheduler_args(ports))
         self._spawn(state, "kwok", self._kwok_args(ports))
-        for name, port in (
-            ("kube-controller-manager", ports["controller_manager"]),
-            ("kube-scheduler", ports["scheduler"]),
-        ):
+        for name in ("kube-controller-manager", "kube-scheduler"):
             wait_for(
-                self._ready(name, functools.partial(self._component_healthy, port)),
+                self._ready(name, self._component_probe(name, ports)),
                 self.start_timeout,
                 message=self._waiting_message(f"{name} /healthz", name),
                 fatal=(ComponentExited,),
@@ -772,7 +842,7 @@ class LocalCluster:
         }
         self.kubectl("apply", "-f", "-", input=json.dumps(manifests))
         wait_for(
-            self._ready("kwok", self._nodes_ready),
+            self._ready("kwok", self._component_probe("kwok", ports)),
             self.start_timeout,
             message=self._waiting_message("all kwok nodes to be Ready", "kwok"),
             fatal=(ComponentExited,),
@@ -1003,8 +1073,29 @@ class LocalCluster:
             "--allow-privileged=true",
             "--profiling=false",
             "--event-ttl=1h",
+            # Metadata-level audit of ServiceAccounts in tftj-system only (the operator): what
+            # it really calls, compared with its RBAC rules by tests/cluster/test_rbac_audit.py.
+            f"--audit-policy-file={self._audit_policy()}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-maxbackup=1",
+            "--audit-log-maxsize=200",
             f"--v={self.verbosity}",
         ]
+
+    def _audit_policy(self) -> Path:
+        policy = {
+            "apiVersion": "audit.k8s.io/v1",
+            "kind": "Policy",
+            "omitStages": ["RequestReceived"],
+            "rules": [
+                {
+                    "level": "Metadata",
+                    "userGroups": [f"system:serviceaccounts:{AUDITED_NAMESPACE}"],
+                },
+                {"level": "None"},
+            ],
+        }
+        return _write(self.state_dir / "audit-policy.yaml", yaml.safe_dump(policy), 0o644)
 
     def _component_common(self, name: str, port: int) -> list[str]:
         kubeconfig = self.state_dir / "kubeconfigs" / f"{name}.kubeconfig"

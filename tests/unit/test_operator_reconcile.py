@@ -385,6 +385,18 @@ def test_invalid_spec_is_reported_not_raised() -> None:
     assert "must be > 0" in created["message"]  # the same words as tftj validate
 
 
+def test_cross_field_rule_stops_a_job_that_bypassed_the_webhook() -> None:
+    # requests above limits passes the schema and the CRD's CEL: only validate()'s cross-field
+    # rules refuse it, and without the webhook only the operator runs them.
+    resources = {"requests": {"cpu": "4"}, "limits": {"cpu": "2"}}
+    job = make_job({"workers": {"replicas": 2, "gpusPerWorker": 1, "resources": resources}})
+    plan = step(job, children=False)
+    assert plan.creates == []
+    created = condition(job, "Created")
+    assert created["status"] == "False" and created["reason"] == "InvalidSpec"
+    assert "spec.workers.resources.requests.cpu: must not exceed limits.cpu" in created["message"]
+
+
 def test_invalid_spec_is_announced_once_as_a_warning() -> None:
     job = make_job({"training": {"learningRate": -1}})
     plan = step(job, children=False)

@@ -108,6 +108,20 @@ def register(subparsers: Any) -> None:
         default=float(_env("PROGRESS_SECONDS", "10")),
         help="how often a running job's progress is read from its chief",
     )
+    p.add_argument(
+        "--api-timeout-seconds",
+        type=float,
+        default=float(_env("API_TIMEOUT_SECONDS", "30")),
+        help="give up on one apiserver request after this long and retry it (a silently "
+        "dropped connection would otherwise block a worker forever)",
+    )
+    p.add_argument(
+        "--watch-timeout-seconds",
+        type=int,  # the apiserver's timeoutSeconds is an integer
+        default=int(_env("WATCH_TIMEOUT_SECONDS", "300")),
+        help="ask the apiserver to end each watch after this long; a watch silent for 10%% "
+        "longer is dropped and re-established",
+    )
     p.add_argument("--no-progress", action="store_true", help="never scrape the chief's /metrics")
     p.add_argument(
         "--scrape-allowed-cidrs",
@@ -193,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     from tftj.operator.controller import Controller
     from tftj.operator.election import LeaderElector, LeaseStore
     from tftj.operator.handlers import build_registry, configure_settings
-    from tftj.operator.kube import Kube
+    from tftj.operator.kube import Kube, TimeoutApiClient
     from tftj.operator.reconcile import Timing
     from tftj.operator.webhook import WebhookServer
 
@@ -224,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"cannot load a Kubernetes configuration: {exc}")
     configuration = client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = max(args.workers * 2, 8)
-    api = client.ApiClient(configuration)
+    api = TimeoutApiClient(configuration, timeout=args.api_timeout_seconds)
 
     kopf.configure(
         verbose=args.verbose,
@@ -272,7 +286,11 @@ def run(args: argparse.Namespace) -> int:
         )
     registry = build_registry(controller, elector)
     settings = kopf.OperatorSettings()
-    configure_settings(settings)
+    configure_settings(
+        settings,
+        watch_timeout_seconds=args.watch_timeout_seconds,
+        api_timeout_seconds=args.api_timeout_seconds,
+    )
 
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_addr)

@@ -131,12 +131,23 @@ def build_registry(
     return registry
 
 
-def configure_settings(settings: kopf.OperatorSettings) -> None:
+def configure_settings(
+    settings: kopf.OperatorSettings,
+    *,
+    watch_timeout_seconds: int = 300,
+    api_timeout_seconds: float = 30,
+) -> None:
     # Our own Events are written by the reconcile; kopf's per-handler log events would only
     # add noise (and need no extra permission when off).
     settings.posting.enabled = False
     # Filter on the server: the operator never receives pods and Jobs that are not its own.
     settings.watching.label_selectors["batch", "v1", "jobs"] = f"{LABEL_JOB_NAME},{LABEL_ATTEMPT}"
     settings.watching.label_selectors["", "v1", "pods"] = f"{LABEL_JOB_NAME},{LABEL_ROLE}=worker"
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
+    # A watch the apiserver does not end by itself within server_timeout is dead (e.g. a
+    # network partition that drops packets silently): the client gives up on it a little
+    # later and reconnects, instead of waiting on a TCP connection that never answers.
+    settings.watching.server_timeout = watch_timeout_seconds
+    settings.watching.client_timeout = watch_timeout_seconds * 1.1
+    settings.watching.connect_timeout = api_timeout_seconds
+    settings.networking.request_timeout = api_timeout_seconds
+    settings.networking.connect_timeout = api_timeout_seconds

@@ -58,6 +58,29 @@ def _mapping(value: Any) -> Obj:
     return value if isinstance(value, dict) else {}
 
 
+class TimeoutApiClient(client.ApiClient):
+    """An ApiClient whose every request gives up after `timeout` seconds unless the call sets
+    its own. The kubernetes client waits forever by default: behind a network partition that
+    drops packets, a reconcile worker would block for good and the operator stop working."""
+
+    def __init__(self, configuration: client.Configuration, *, timeout: float) -> None:
+        super().__init__(configuration)
+        self.timeout = timeout
+
+    def call_api(
+        self,
+        method: str,
+        url: str,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> Any:
+        return super().call_api(
+            method, url, header_params, body, post_params, _request_timeout or self.timeout
+        )
+
+
 class Kube:
     def __init__(
         self,

@@ -24,6 +24,7 @@ from tftj.api.contract import exit_code_meaning, failure_kind, is_retried
 from tftj.api.messages import translate
 from tftj.api.models import TFTrainingJobSpec
 from tftj.api.resolve import ResolvedParameters, resolve, status_parameters
+from tftj.api.validate import validate_spec
 from tftj.operator import conditions
 from tftj.operator.children import (
     Obj,
@@ -449,7 +450,13 @@ def _decide(plan: Plan, status: _Status, observed: Observed, timing: Timing) -> 
     try:
         spec = _spec(job)
     except ValidationError as exc:
-        _invalid_spec(status, exc)
+        _invalid_spec(status, spec_errors(exc))
+        return
+    # The cross-field rules too: only the webhook runs them at admission, and a spec that got
+    # past a bypassed webhook (deleted, failurePolicy Ignore) must not start training.
+    errors = [str(p) for p in validate_spec(spec) if p.severity == "error"]
+    if errors and not status.old.get("startTime"):
+        _invalid_spec(status, "; ".join(errors))
         return
     resolved = resolve(spec, name=name, namespace=namespace)
     _resolved_status(status, resolved, job.get("spec") or {})
@@ -476,10 +483,10 @@ def _decide(plan: Plan, status: _Status, observed: Observed, timing: Timing) -> 
         plan.wake(timing.resync_seconds)
 
 
-def _invalid_spec(status: _Status, exc: ValidationError) -> None:
+def _invalid_spec(status: _Status, errors: str) -> None:
     """Only without the webhook (or with an older schema) can this happen: say so in status
     and wait for a fixed spec rather than crash-looping."""
-    status.condition(conditions.CREATED, "False", "InvalidSpec", spec_errors(exc))
+    status.condition(conditions.CREATED, "False", "InvalidSpec", errors)
     if not status.new.get("phase"):
         status.phase("Pending", "InvalidSpec", "the spec is invalid: see the Created condition")
 
