@@ -452,15 +452,11 @@ def _decide(plan: Plan, status: _Status, observed: Observed, timing: Timing) -> 
     except ValidationError as exc:
         _invalid_spec(status, spec_errors(exc))
         return
-    # The cross-field rules too: only the webhook runs them at admission, and a spec that got
-    # past a bypassed webhook (deleted, failurePolicy Ignore) must not start training.
-    errors = [str(p) for p in validate_spec(spec) if p.severity == "error"]
-    if errors and not status.old.get("startTime"):
-        _invalid_spec(status, "; ".join(errors))
-        return
     resolved = resolve(spec, name=name, namespace=namespace)
     _resolved_status(status, resolved, job.get("spec") or {})
     attempt = _attempt(status, observed, name)
+    if _bypassed_rules(plan, status, spec, observed, timing):
+        return
     _replica_counts(status, attempt.pods, spec.workers.replicas)
     _progress(status, observed)
 
@@ -489,6 +485,22 @@ def _invalid_spec(status: _Status, errors: str) -> None:
     status.condition(conditions.CREATED, "False", "InvalidSpec", errors)
     if not status.new.get("phase"):
         status.phase("Pending", "InvalidSpec", "the spec is invalid: see the Created condition")
+
+
+def _bypassed_rules(
+    plan: Plan, status: _Status, spec: TFTrainingJobSpec, observed: Observed, timing: Timing
+) -> bool:
+    """validate()'s cross-field rules, for a job that never started: only the webhook runs
+    them at admission, and a spec that got past a bypassed webhook (its registration deleted,
+    failurePolicy Ignore) must not start training. A job already running is left alone."""
+    if status.old.get("startTime") or observed.attempt_jobs or observed.pods:
+        return False
+    errors = [str(p) for p in validate_spec(spec) if p.severity == "error"]
+    if not errors:
+        return False
+    _invalid_spec(status, "; ".join(errors))
+    plan.wake(timing.resync_seconds)
+    return True
 
 
 def _resolved_status(status: _Status, resolved: ResolvedParameters, stored_spec: Obj) -> None:
