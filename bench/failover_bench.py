@@ -31,6 +31,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "testbin"), str(REPO / "operator"), str(REPO / "bench")]
@@ -79,14 +80,23 @@ def start_pair(admin: Admin, state: Path) -> tuple[list[str], list[OperatorProce
     return ids, procs
 
 
-def burst(admin: Admin, namespace: str, names: list[str], workers: int) -> list[dict[str, object]]:
+def prepare(
+    admin: Admin, state: Path, namespace: str, names: list[str], workers: int
+) -> tuple[list[str], list[OperatorProcess], Watcher, list[dict[str, Any]]]:
+    """A phase's start: the pair (the first one leading), warmed up, the watches open, the
+    burst's manifests ready to create."""
+    ids, procs = start_pair(admin, state)
+    warm_up(admin)
     admin("create", "namespace", namespace)
-    return [
+    watcher = Watcher(admin, namespace, workers, "tftj.dev/job-name")
+    watcher.start()
+    manifests = [
         training_job(
             n, replicas=workers, run_seconds=None, pod_labels=HOLD, workers={"resources": SMALL}
         )
         for n in names
     ]
+    return ids, procs, watcher, manifests
 
 
 def main() -> int:
@@ -105,11 +115,9 @@ def main() -> int:
         # ---- baseline: two replicas, no failover
         with LocalCluster(state / "base", die_with_parent=True) as cluster:
             admin = Admin(cluster.kubeconfig)
-            _, procs = start_pair(admin, state / "base-ops")
-            warm_up(admin)
-            watcher = Watcher(admin, "bench-base", args.workers, "tftj.dev/job-name")
-            manifests = burst(admin, "bench-base", names, args.workers)
-            watcher.start()
+            _, procs, watcher, manifests = prepare(
+                admin, state / "base-ops", "bench-base", names, args.workers
+            )
             t0 = apply_many(admin, "bench-base", manifests)
             wait_all(watcher, args.jobs, args.timeout)
             base = phase(watcher, t0, names)
@@ -121,11 +129,9 @@ def main() -> int:
         loads.append(os.getloadavg()[0])
         with LocalCluster(state / "fail", die_with_parent=True) as cluster:
             admin = Admin(cluster.kubeconfig)
-            ids, procs = start_pair(admin, state / "fail-ops")
-            warm_up(admin)
-            watcher = Watcher(admin, "bench-fail", args.workers, "tftj.dev/job-name")
-            manifests = burst(admin, "bench-fail", names, args.workers)
-            watcher.start()
+            ids, procs, watcher, manifests = prepare(
+                admin, state / "fail-ops", "bench-fail", names, args.workers
+            )
             # The creates go on in the background: the kill lands in the middle of the burst.
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 creating = pool.submit(apply_many, admin, "bench-fail", manifests)
