@@ -405,6 +405,20 @@ CASES: list[Case] = [
         {"workers": {"podTemplate": {"volumeMounts": [{"name": "v", "mountPath": "/storagex"}]}}},
         "must not be storage.mountPath",
     ),
+    Case(
+        "mount_paths_distinct",
+        "spec.storage.mountPath",
+        {"storage": {"mountPath": "/tmp"}},
+        {"storage": {"mountPath": "/tmp/storage"}},
+        "must not be /tmp",
+    ),
+    Case(
+        "mount_paths_distinct",
+        "spec.workers.podTemplate.volumeMounts[0].mountPath",
+        {"workers": {"podTemplate": {"volumeMounts": [{"name": "v", "mountPath": "/tmp/"}]}}},
+        {"workers": {"podTemplate": {"volumeMounts": [{"name": "v", "mountPath": "/tmp/x"}]}}},
+        "nor /etc/tftj or /tmp",
+    ),
     # ------------------------------------------------------------------------------ warnings
     Case(
         "high_learning_rate",

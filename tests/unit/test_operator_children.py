@@ -60,6 +60,22 @@ def test_no_storage_means_an_empty_dir_and_no_tensorboard() -> None:
     assert volume == {"name": "tftj-storage", "emptyDir": {}}
 
 
+def test_workers_and_tensorboard_have_a_read_only_root_and_a_scratch_dir() -> None:
+    children, job = build(
+        {
+            "tensorboard": {"enabled": True},
+            "storage": {"size": "1Gi"},
+            "workers": {"gpusPerWorker": 0},
+        }
+    )
+    tensorboard = children[3]["spec"]["template"]["spec"]
+    for pod in (job["spec"]["template"]["spec"], tensorboard):
+        container = pod["containers"][0]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert {"name": "tftj-scratch", "mountPath": "/tmp"} in container["volumeMounts"]
+        assert {"name": "tftj-scratch", "emptyDir": {}} in pod["volumes"]
+
+
 def test_pod_template_overrides_and_scheduling() -> None:
     _, job = build(
         {

@@ -11,6 +11,10 @@ from enum import IntEnum
 from typing import Literal
 
 PARAMS_DIR = "/etc/tftj"
+# Writable scratch space (an emptyDir) in worker and TensorBoard pods, whose root filesystem
+# is read-only: TensorFlow, Python's tempfile and the non-chief workers' throw-away save
+# directories write here.
+SCRATCH_DIR = "/tmp"
 PARAMS_FILE = "params.yaml"
 
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from tftj.api.contract import PARAMS_DIR
+from tftj.api.contract import PARAMS_DIR, SCRATCH_DIR
 from tftj.api.errors import Problem, error, warning
 from tftj.api.models import RunPolicy, Schedule, TFTrainingJobSpec
 from tftj.api.naming import max_job_name_length
@@ -354,13 +354,22 @@ def mount_paths_distinct(spec: TFTrainingJobSpec, d: Derived) -> Iterator[Proble
             f"must not be {PARAMS_DIR} or a directory above or below it (the trainer's "
             f"parameters are mounted there), got {root!r}",
         )
+    if root.rstrip("/") == SCRATCH_DIR:
+        yield error(
+            "spec.storage.mountPath",
+            f"must not be {SCRATCH_DIR} (the workers' scratch space is mounted there), got {root!r}",
+        )
     for i, mount in enumerate(spec.workers.pod_template.volume_mounts):
         path = mount.get("mountPath")
-        if isinstance(path, str) and (_nested(path.rstrip("/") or "/", root) or path == PARAMS_DIR):
+        if isinstance(path, str) and (
+            _nested(path.rstrip("/") or "/", root)
+            or path == PARAMS_DIR
+            or path.rstrip("/") == SCRATCH_DIR
+        ):
             yield error(
                 f"spec.workers.podTemplate.volumeMounts[{i}].mountPath",
                 f"must not be storage.mountPath ({root}) or a directory above or below it, nor "
-                f"{PARAMS_DIR}, got {path!r}",
+                f"{PARAMS_DIR} or {SCRATCH_DIR}, got {path!r}",
             )
 
 

@@ -42,6 +42,7 @@ TRAINER_UID = 1000
 TENSORBOARD_PORT = 6006
 PARAMS_VOLUME = "tftj-params"
 STORAGE_VOLUME = "tftj-storage"
+SCRATCH_VOLUME = "tftj-scratch"
 
 
 def owner_reference(job: Obj) -> Obj:
@@ -147,13 +148,19 @@ def _pod_security_context() -> Obj:
 
 
 def _container_security_context() -> Obj:
-    # Everything Pod Security "restricted" asks of a container.
+    # Everything Pod Security "restricted" asks of a container, and a read-only root: the
+    # trainer writes only to the storage root and to the scratch emptyDir.
     return {
         "allowPrivilegeEscalation": False,
         "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+
+
+SCRATCH_MOUNT: Obj = {"name": SCRATCH_VOLUME, "mountPath": contract.SCRATCH_DIR}
+SCRATCH_VOLUME_SPEC: Obj = {"name": SCRATCH_VOLUME, "emptyDir": {}}
 
 
 def worker_hosts(job_name: str, attempt: int, replicas: int, port: int) -> str:
@@ -253,6 +260,7 @@ def attempt_job(job: Obj, resolved: ResolvedParameters, attempt: int) -> Obj:
         "volumeMounts": [
             {"name": PARAMS_VOLUME, "mountPath": contract.PARAMS_DIR, "readOnly": True},
             _storage_mount(name, resolved),
+            SCRATCH_MOUNT,
             *tpl.volume_mounts,
         ],
         "securityContext": _container_security_context(),
@@ -268,6 +276,7 @@ def attempt_job(job: Obj, resolved: ResolvedParameters, attempt: int) -> Obj:
         "volumes": [
             {"name": PARAMS_VOLUME, "configMap": {"name": naming.params_configmap_name(name)}},
             _storage_volume(name, resolved),
+            SCRATCH_VOLUME_SPEC,
             *tpl.volumes,
         ],
     }
@@ -342,11 +351,11 @@ def tensorboard_children(job: Obj, resolved: ResolvedParameters) -> list[Obj]:
                                 str(TENSORBOARD_PORT),
                             ],
                             "ports": [{"name": "http", "containerPort": TENSORBOARD_PORT}],
-                            "volumeMounts": [mount],
+                            "volumeMounts": [mount, SCRATCH_MOUNT],
                             "securityContext": _container_security_context(),
                         }
                     ],
-                    "volumes": [_storage_volume(name, resolved)],
+                    "volumes": [_storage_volume(name, resolved), SCRATCH_VOLUME_SPEC],
                 },
             },
         },
