@@ -252,6 +252,8 @@ def test_default_values_are_accepted_by_the_apiserver(
     (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert pod["serviceAccountName"] == OPERATOR
+    # Service link variables (TFTJ_OPERATOR_WEBHOOK_PORT=tcp://...) would shadow its settings.
+    assert pod["enableServiceLinks"] is False
     (container,) = pod["containers"]
     assert "--leader-elect" in container["args"]
     assert {e["name"] for e in container["env"]} >= {"POD_NAME", "POD_NAMESPACE"}
