@@ -25,6 +25,9 @@ from tftj.operator.leaderlease import ElectionConfig
 
 
 def _env(name: str, default: str) -> str:
+    # A string default goes through the argument's `type` like a command-line value, so a
+    # bad TFTJ_OPERATOR_* value is a usage error naming the flag, not a traceback (e.g. a
+    # Service link variable TFTJ_OPERATOR_WEBHOOK_PORT=tcp://... in a pod).
     return os.environ.get(f"TFTJ_OPERATOR_{name}", default)
 
 
@@ -54,7 +57,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--webhook-port",
         type=int,
-        default=int(_env("WEBHOOK_PORT", "0")),
+        default=_env("WEBHOOK_PORT", "0"),
         help="serve the admission webhook on this port (0: no webhook)",
     )
     p.add_argument(
@@ -77,7 +80,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--metrics-port",
         type=int,
-        default=int(_env("METRICS_PORT", "0")),
+        default=_env("METRICS_PORT", "0"),
         help="serve the operator's Prometheus metrics on this port (0: off)",
     )
     p.add_argument("--metrics-addr", default=_env("METRICS_ADDR", "0.0.0.0"))
@@ -93,19 +96,19 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        default=int(_env("WORKERS", "16")),
+        default=_env("WORKERS", "16"),
         help="jobs reconciled in parallel (each mostly waits on the apiserver)",
     )
     p.add_argument(
         "--resync-seconds",
         type=float,
-        default=float(_env("RESYNC_SECONDS", "30")),
+        default=_env("RESYNC_SECONDS", "30"),
         help="look at every job at least this often",
     )
     p.add_argument(
         "--progress-seconds",
         type=float,
-        default=float(_env("PROGRESS_SECONDS", "10")),
+        default=_env("PROGRESS_SECONDS", "10"),
         help="how often a running job's progress is read from its chief",
     )
     p.add_argument(
