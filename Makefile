@@ -54,10 +54,11 @@ up: setup testbin
 	$(PY) testbin/localcluster.py up --state-dir .cluster
 	$(PY) testbin/devoperator.py up --kubeconfig .cluster/kubeconfig --state-dir .cluster/operator
 
-# The same plus a real node (kubelet + containerd) that runs the trainer image for real.
+# A real node (kubelet + containerd) next to the kwok nodes running the images built from the
+# Dockerfile, with the operator installed IN the cluster by the Helm chart.
 up-real: setup system-deps testbin images
 	$(PY) testbin/localcluster.py up --real-node --state-dir .cluster
-	$(PY) testbin/devoperator.py up --kubeconfig .cluster/kubeconfig --state-dir .cluster/operator
+	$(PY) testbin/chartoperator.py up --kubeconfig .cluster/kubeconfig
 
 down:
 	-$(PY) testbin/devoperator.py down --kubeconfig .cluster/kubeconfig --state-dir .cluster/operator

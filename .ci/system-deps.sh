@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real: Prometheus server + promtool;
-# for the real node (tests/node, `make up-real`): runc, the CNI plugins,
+# for the real node (tests/node, `make up-real`): runc, the CNI plugins, nftables,
 # and buildah + mmdebstrap to build the images from the Dockerfile without Docker or a registry.
 # Installs only what is missing.
 set -euo pipefail
@@ -8,6 +8,7 @@ need=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
 [ -x /usr/sbin/runc ] || need+=(runc)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+command -v nft >/dev/null || need+=(nftables)
 command -v buildah >/dev/null || need+=(buildah)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -1034,7 +1034,9 @@ class LocalCluster:
         pki = self.pki_dir
         return [
             f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-            "--bind-address=127.0.0.1",
+            # With a real node, pods reach it on the node's bridge IP (realnode.py routes the
+            # kubernetes Service there), so it listens on every address, not loopback only.
+            f"--bind-address={'0.0.0.0' if self.real_node else '127.0.0.1'}",
             "--advertise-address=127.0.0.1",
             f"--secure-port={ports['apiserver']}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
@@ -1065,6 +1067,9 @@ class LocalCluster:
             # ...) stay on; NodeRestriction is what a real cluster adds on top.
             "--enable-admission-plugins=NodeRestriction"
             + (",ExtendedResourceToleration" if self.real_node else ""),
+            # With a real node, webhooks behind a Service are called at the Service's
+            # endpoints (pod IPs on the node's bridge): there is no kube-proxy.
+            *(["--enable-aggregator-routing=true"] if self.real_node else []),
             # Kubelets register their hostname, which nothing resolves here: dial the IP
             # (kubectl logs/exec/port-forward on the real node).
             "--kubelet-preferred-address-types=InternalIP,Hostname",

@@ -32,9 +32,11 @@ import hashlib
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,7 @@ CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 RUNC = "/usr/sbin/runc"
 CGROUP_FS = Path("/sys/fs/cgroup")
 CONTAINER_LOGS_DIR = Path("/var/log/containers")  # kubelet's hard-coded symlink dir
+KUBERNETES_SERVICE_IP = "10.96.0.1"  # the first address of localcluster.SERVICE_CIDR
 
 NODE_NAME = "real-0"
 #: The default StorageClass of a cluster with a real node (local PVs on that node).
@@ -86,6 +89,8 @@ def missing_prerequisites(bin_dir: Path) -> list[str]:
         missing.append(f"{RUNC} (Debian package runc; .ci/system-deps.sh)")
     if not any(Path(d, "bridge").exists() for d in CNI_BIN_DIRS):
         missing.append("CNI plugins (Debian package containernetworking-plugins)")
+    if shutil.which("nft") is None:
+        missing.append("nft (Debian package nftables)")
     if os.geteuid() != 0:
         missing.append("root (a kubelet manages mounts, cgroups and network namespaces)")
     return missing
@@ -188,6 +193,7 @@ class RealNode:
         gateway = str(subnet.network_address + 1)
         self._make_cgroups()
         self._write_cni(subnet)
+        self._route_kubernetes_service(gateway)
         spawn("containerd", ["--config", str(self._write_containerd_config())])
         self._wait(self._containerd_up, 60, "containerd to answer")
         self._import_images()
@@ -206,6 +212,34 @@ class RealNode:
             json.dumps({"subnet": str(subnet), "gateway": gateway.split("/")[0]})
         )
         return subnet
+
+    @property
+    def nft_table(self) -> str:
+        return f"tftj-{self.id}"
+
+    def _route_kubernetes_service(self, gateway: str) -> None:
+        """Let pods reach the apiserver at the ``kubernetes`` Service (10.96.0.1:443, what
+        in-cluster clients use), without kube-proxy.
+
+        kube-proxy would own fixed host-wide tables and chains (``kube-proxy``, KUBE-*), so
+        two clusters with a real node on one machine would fight over them. Instead one DNAT
+        rule in a table of this node's own, matching only packets from this node's bridge,
+        sends that one address to the apiserver, which listens on the bridge IP too
+        (localcluster binds it to 0.0.0.0 with a real node; DNAT to loopback would be
+        dropped by the kubelet's own KUBE-FIREWALL rule). Other ClusterIP Services are not
+        routed: nothing in the tests needs them (webhooks are called at their endpoints).
+        """
+        port = urllib.parse.urlsplit(self.server).port
+        _run("nft", "delete", "table", "ip", self.nft_table, check=False)
+        rules = f"""
+table ip {self.nft_table} {{
+    chain prerouting {{
+        type nat hook prerouting priority dstnat; policy accept;
+        iifname "{self.bridge}" ip daddr {KUBERNETES_SERVICE_IP} tcp dport 443 dnat to {gateway}:{port}
+    }}
+}}
+"""
+        _run("nft", "-f", "-", input=rules)
 
     def _make_cgroups(self) -> None:
         # kubelet (cgroupfs driver) wants its cgroup root to exist in every hierarchy.
@@ -239,6 +273,9 @@ class RealNode:
                     "ipam": {
                         "type": "host-local",
                         "ranges": [[{"subnet": str(subnet)}]],
+                        # A default route via the bridge: Service IPs (10.96.0.1) are
+                        # routed to the host, where realnode DNATs the apiserver's.
+                        "routes": [{"dst": "0.0.0.0/0"}],
                         "dataDir": str(self.dir / "cni" / "ipam"),
                     },
                 },
@@ -502,6 +539,7 @@ cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
         self._kill_cgroup_processes()
         self._unmount_under(self.dir)
         _run("ip", "link", "del", self.bridge, check=False)
+        _run("nft", "delete", "table", "ip", self.nft_table, check=False)
         self._remove_cgroups()
         with contextlib.suppress(OSError):
             for link in CONTAINER_LOGS_DIR.iterdir():

@@ -9,7 +9,8 @@ Fixtures:
                       builds what is missing.
   namespace  function a fresh namespace whose ``default`` ServiceAccount exists.
   kubectl    function the real kubectl bound to the admin kubeconfig and ``namespace``.
-  operator   module   `tftj operator` under its ServiceAccount, scraping the pod network.
+  operator   session  the operator in the cluster, installed with the Helm chart from the
+                      operator image (testbin/chartoperator.py).
   k          function ``kubectl`` with the operator running; its log is shown on failure.
 
 Environment: as tests/cluster (``TFTJ_TESTBIN_BIN``, ``TFTJ_KEEP_CLUSTER=1``).
@@ -27,9 +28,9 @@ TESTBIN = Path(__file__).resolve().parents[2] / "testbin"
 if str(TESTBIN) not in sys.path:
     sys.path.insert(0, str(TESTBIN))
 
+from chartoperator import ChartOperator, for_kubeconfig  # noqa: E402
 from clusterfixtures import failure_sections, fresh_namespace, session_cluster  # noqa: E402
 from clusterkit import Kubectl  # noqa: E402
-from devoperator import OperatorProcess, start_for_tests, stop_for_tests  # noqa: E402
 from localcluster import LocalCluster, default_nodes  # noqa: E402
 
 
@@ -58,20 +59,23 @@ def kubectl(cluster: LocalCluster, namespace: str) -> Kubectl:
     return Kubectl.for_cluster(cluster, namespace)
 
 
-@pytest.fixture(scope="module")
-def operator(
-    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    """`tftj operator` as a subprocess under its own ServiceAccount; it may scrape the real
-    node's pod network (devoperator reads it from the cluster's state)."""
-    proc = start_for_tests(cluster.kubeconfig, tmp_path_factory.mktemp("operator"))
-    yield proc
-    stop_for_tests(proc)
+@pytest.fixture(scope="session")
+def operator(cluster: LocalCluster) -> Iterator[ChartOperator]:
+    """The operator IN the cluster: `helm install` of charts/tftj (RBAC, webhook behind its
+    Service, Pod Security "restricted" namespace), the image built from the Dockerfile, on the
+    real node."""
+    release = for_kubeconfig(cluster.kubeconfig, cluster.bin_dir)
+    try:
+        release.install()
+    except Exception as exc:
+        pytest.fail(f"installing the chart failed: {exc}\n{release.logs()}", pytrace=False)
+    yield release
+    release.uninstall()
 
 
 @pytest.fixture
 def k(
-    kubectl: Kubectl, operator: OperatorProcess, request: pytest.FixtureRequest
+    kubectl: Kubectl, operator: ChartOperator, request: pytest.FixtureRequest
 ) -> Iterator[Kubectl]:
     """kubectl in the test's namespace with the operator running; its log is shown on failure."""
     failed_before = request.session.testsfailed
