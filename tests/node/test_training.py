@@ -26,7 +26,13 @@ def digits_job(name: str, epochs: int = EPOCHS, **spec: Any) -> dict[str, Any]:
         "model": {"task": "classification", "outputUnits": 10, "hiddenUnits": [64]},
         "data": {"format": "csv", "path": "data/digits.csv", "validationSplit": 0.1},
         "logging": {"frequency": 5},
-        "workers": {"replicas": 2, "gpusPerWorker": 0},
+        # The node has 2 CPUs and also runs the operator: the default request (1 CPU per
+        # worker) would leave one worker Pending.
+        "workers": {
+            "replicas": 2,
+            "gpusPerWorker": 0,
+            "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}},
+        },
     }
     body.update(spec)
     return {
