@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tftj.api.contract import PARAMS_DIR
+from tftj.api.contract import PARAMS_DIR, SCRATCH_DIR
 from tftj.api.errors import format_loc
 from tftj.api.naming import max_job_name_length
 from tftj.api.resolve import DEFAULT_LOSS
@@ -351,6 +351,13 @@ CEL_RULES: tuple[CelRule, ...] = (
         f"self.mountPath != '{PARAMS_DIR}' && !self.mountPath.startsWith('{PARAMS_DIR}/') && "
         f"!'{PARAMS_DIR}'.startsWith(self.mountPath + '/')",
         f"storage.mountPath must not be {PARAMS_DIR} or a directory above or below it",
+        ".mountPath",
+    ),
+    CelRule(
+        "mount_paths_distinct",
+        ("spec", "storage"),
+        f"self.mountPath != '{SCRATCH_DIR}' && self.mountPath != '{SCRATCH_DIR}/'",
+        f"storage.mountPath must not be {SCRATCH_DIR} (the workers' scratch space)",
         ".mountPath",
     ),
 )

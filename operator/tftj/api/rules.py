@@ -354,7 +354,7 @@ def mount_paths_distinct(spec: TFTrainingJobSpec, d: Derived) -> Iterator[Proble
             f"must not be {PARAMS_DIR} or a directory above or below it (the trainer's "
             f"parameters are mounted there), got {root!r}",
         )
-    if root.rstrip("/") == SCRATCH_DIR:
+    if root in (SCRATCH_DIR, SCRATCH_DIR + "/"):
         yield error(
             "spec.storage.mountPath",
             f"must not be {SCRATCH_DIR} (the workers' scratch space is mounted there), got {root!r}",
@@ -364,7 +364,7 @@ def mount_paths_distinct(spec: TFTrainingJobSpec, d: Derived) -> Iterator[Proble
         if isinstance(path, str) and (
             _nested(path.rstrip("/") or "/", root)
             or path == PARAMS_DIR
-            or path.rstrip("/") == SCRATCH_DIR
+            or path in (SCRATCH_DIR, SCRATCH_DIR + "/")
         ):
             yield error(
                 f"spec.workers.podTemplate.volumeMounts[{i}].mountPath",
