@@ -111,8 +111,9 @@ for target in operator trainer; do
   mv "${tar}.tmp" "${tar}"
   echo "$(( $(date +%s) - start ))" > "${tar}.build-seconds"
   echo "images: ${target}: built in $(cat "${tar}.build-seconds")s"
-  # Old archives of this target are stale now (buildah keeps its layer cache).
-  find "${cache}" -maxdepth 1 -name "${target}-*.tar*" ! -name "$(basename "${tar}")*" -delete
+  # Keep the 3 newest archives of this target: other checkouts on the machine (a branch,
+  # CI) may still use theirs; older ones go (buildah keeps its layer cache anyway).
+  ls -t "${cache}/${target}"-*.tar | tail -n +4 | while read -r old; do rm -f "${old}" "${old}.build-seconds"; done
 done
 
 python3 - "${bin_dir}/images.json" <<EOF

@@ -83,8 +83,15 @@ def _run(*cmd: str, check: bool = True, **kw: Any) -> subprocess.CompletedProces
 def missing_prerequisites(bin_dir: Path) -> list[str]:
     """What a real node still needs on this machine (empty when it can start)."""
     missing = [f"{bin_dir / b} (make testbin)" for b in NODE_BINARIES if not (bin_dir / b).exists()]
-    if not (bin_dir / IMAGES_FILE_NAME).is_file():
-        missing.append(f"{bin_dir / IMAGES_FILE_NAME} (bash testbin/images.sh)")
+    images = bin_dir / IMAGES_FILE_NAME
+    if not images.is_file():
+        missing.append(f"{images} (make images)")
+    else:
+        missing += [
+            f"{image['archive']} (make images)"
+            for image in json.loads(images.read_text()).values()
+            if not Path(image["archive"]).is_file()
+        ]
     if not os.access(RUNC, os.X_OK):
         missing.append(f"{RUNC} (Debian package runc; .ci/system-deps.sh)")
     if not any(Path(d, "bridge").exists() for d in CNI_BIN_DIRS):
