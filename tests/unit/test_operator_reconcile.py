@@ -367,6 +367,57 @@ def test_kueue_suspended_job_is_reported_queued_and_left_alone() -> None:
     assert plan.patches == [] and plan.deletions == []
 
 
+def _workload(*conditions: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"name": "job-mnist-a0-1a2b3"}, "status": {"conditions": list(conditions)}}
+
+
+def test_kueue_pending_message_is_in_the_status() -> None:
+    job = make_job({"scheduling": {"queueName": "team-a"}})
+    step(job)
+    quota = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu"
+    wl = _workload({"type": "QuotaReserved", "status": "False", "message": quota})
+    step(job, [batch_job(0, suspend=True)], [], workload=wl)
+    pending = condition(job, "Pending")
+    assert pending["reason"] == "Queued"
+    assert quota in pending["message"] and "job-mnist-a0-1a2b3" in pending["message"]
+
+
+def test_kueue_preemption_is_not_a_failure() -> None:
+    """Kueue suspends a running worker Job to preempt it: the Job controller stops the
+    workers (Failed, exit code 143). That is neither a restart nor a failure: the job is
+    queued again, and the same Job resumes when Kueue admits it."""
+    job = make_job({"scheduling": {"queueName": "team-a"}})
+    step(job)
+    step(job, [batch_job(0)], [pod(0, 0), pod(0, 1)])
+    assert job["status"]["phase"] == "Running"
+    evicted = {
+        "type": "Evicted",
+        "status": "True",
+        "reason": "Preempted",
+        "message": "Preempted to accommodate a workload due to prioritization in the ClusterQueue",
+    }
+    stopped = [failed_pod(0, 0, 143), failed_pod(0, 1, 143)]
+    plan = step(job, [batch_job(0, suspend=True)], stopped, workload=_workload(evicted))
+    pending = condition(job, "Pending")
+    assert job["status"]["phase"] == "Pending" and pending["reason"] == "Preempted"
+    assert "Preempted to accommodate" in pending["message"]
+    assert plan.deletions == [] and not plan.restarted
+    assert job["status"]["restarts"] == 0 and "lastFailure" not in job["status"]
+
+    # Resumed: the stopped pods (created before the resume) may linger; they are not failures.
+    resumed = batch_job(0)
+    resumed["status"]["conditions"] = [
+        {"type": "Suspended", "status": "False", "lastTransitionTime": rfc3339(NOW)}
+    ]
+    for old in stopped:
+        old["metadata"]["creationTimestamp"] = rfc3339(NOW - timedelta(minutes=5))
+    fresh = [pod(0, 0), pod(0, 1)]
+    for new in fresh:
+        new["metadata"]["creationTimestamp"] = rfc3339(NOW + timedelta(seconds=1))
+    plan = step(job, [resumed], stopped + fresh)
+    assert job["status"]["phase"] == "Running" and not plan.restarted and plan.deletions == []
+
+
 def test_progress_lands_in_status() -> None:
     job = make_job()
     step(job)

@@ -15,6 +15,7 @@ import yaml
 from tftj.api import contract, naming
 from tftj.api.models import API_VERSION, KIND
 from tftj.api.resolve import ResolvedParameters, resolved_to_dict
+from tftj.operator import kueue
 
 Obj = dict[str, Any]
 
@@ -24,7 +25,7 @@ LABEL_PARAMETERS_HASH = "tftj.dev/parameters-hash"
 LABEL_ROLE = "tftj.dev/role"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "tftj-operator"
-KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_QUEUE_LABEL = kueue.QUEUE_LABEL
 ANNOTATION_PARAMETERS_HASH = "tftj.dev/parameters-hash"
 
 TRAINER_CONTAINER = "trainer"

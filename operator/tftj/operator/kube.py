@@ -22,9 +22,10 @@ from urllib3.exceptions import HTTPError
 
 from tftj.api import GROUP, PLURAL, VERSION, naming
 from tftj.api.models import MetricsSpec
+from tftj.operator import kueue
 from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE, Obj
 from tftj.operator.reconcile import Observed, Plan, rfc3339
-from tftj.operator.status import chief_pod
+from tftj.operator.status import chief_pod, is_suspended
 from tftj.trainerprogress import read_trainer_progress
 
 log = logging.getLogger("tftj.operator")
@@ -201,6 +202,16 @@ class Kube:
                 progress = self.scrape(
                     chief["status"]["podIP"], _mapping(spec.get("metrics")).get("port")
                 )
+        workload = None
+        if _mapping(spec.get("scheduling")).get("queueName") and not terminal:
+            held = [
+                j
+                for j in job_items
+                if (j["metadata"].get("labels") or {}).get(LABEL_ATTEMPT) == str(current)
+                and is_suspended(j)
+            ]
+            if held:
+                workload = self.workload(namespace, str(held[0]["metadata"].get("uid") or ""))
         return Observed(
             job=job,
             children=found_children,
@@ -208,7 +219,25 @@ class Kube:
             pods=pod_items,
             now=datetime.now(UTC),
             progress=progress,
+            workload=workload,
         )
+
+    def workload(self, namespace: str, job_uid: str) -> Obj | None:
+        """Kueue's Workload of a worker Job, or None: not created yet, or Kueue's API is not
+        installed or not readable (the status then says less, nothing breaks)."""
+        try:
+            found: Any = self.custom.list_namespaced_custom_object(
+                kueue.WORKLOAD_GROUP,
+                kueue.WORKLOAD_VERSION,
+                namespace,
+                kueue.WORKLOAD_PLURAL,
+                label_selector=f"{kueue.JOB_UID_LABEL}={job_uid}",
+            )
+        except ApiException as exc:
+            log.debug("Kueue Workload of Job %s not read: %s", job_uid, exc.reason)
+            return None
+        items = list(found.get("items") or [])
+        return dict(items[0]) if items else None
 
     def scrape(self, ip: str, port: Any) -> dict[str, Any] | None:
         """The chief's progress as status.progress, or None when it cannot be read right now

@@ -25,7 +25,7 @@ from tftj.api.messages import translate
 from tftj.api.models import TFTrainingJobSpec
 from tftj.api.resolve import ResolvedParameters, resolve, status_parameters
 from tftj.api.validate import validate_spec
-from tftj.operator import conditions
+from tftj.operator import conditions, kueue
 from tftj.operator.children import (
     Obj,
     attempt_job,
@@ -40,6 +40,7 @@ from tftj.operator.status import (
     job_outcome,
     pod_phase,
     pod_ready,
+    pods_since_resume,
     unschedulable_message,
 )
 
@@ -59,6 +60,9 @@ class Observed:
     pods: list[Obj]
     now: datetime
     progress: dict[str, Any] | None = None
+    # Kueue's Workload of the current attempt's Job, read only while Kueue holds that Job
+    # suspended (spec.scheduling.queueName): its conditions say why (tftj.operator.kueue).
+    workload: Obj | None = None
 
 
 @dataclass(frozen=True)
@@ -340,11 +344,24 @@ def _active(
     attempt: int,
     current: Obj,
     pods: list[Obj],
+    workload: Obj | None,
     timing: Timing,
 ) -> None:
     """The current attempt's Job exists: report how it goes, or act on its end."""
     replicas = spec.workers.replicas
     outcome = job_outcome(current)
+    queue = spec.scheduling.queue_name
+    if outcome is None and is_suspended(current) and queue:
+        # Kueue holds the Job: not admitted yet, or evicted (preempted) after it started.
+        # Never unsuspend it; and the workers the Job controller stops on suspension (they
+        # end Failed, exit code 143) are not a training failure: nothing is charged to
+        # backoffLimit, the same Job resumes from the checkpoint when Kueue admits it again.
+        held = kueue.hold(workload, queue, replicas)
+        status.phase("Pending", held.reason, held.message)
+        plan.wake(timing.resync_seconds)
+        return
+    # Pods a suspension stopped before the Job was resumed are not this run's workers.
+    pods = pods_since_resume(current, pods)
     failure = first_failure(pods)
     if outcome == "Complete":
         status.finish(
@@ -366,16 +383,8 @@ def _active(
         )
         plan.wake(timing.progress_seconds)
         return
-    queue = spec.scheduling.queue_name
     unschedulable = unschedulable_message(pods)
-    if is_suspended(current) and queue:
-        # Kueue suspended the Job and admits it when all workers fit: never unsuspend it.
-        status.phase(
-            "Pending",
-            "Queued",
-            f"waiting for Kueue to admit all {replicas} workers (queue {queue})",
-        )
-    elif unschedulable is not None:
+    if unschedulable is not None:
         status.phase(_waiting_phase(status), "Unschedulable", unschedulable, "Warning")
     else:
         status.phase(
@@ -472,7 +481,16 @@ def _decide(plan: Plan, status: _Status, observed: Observed, timing: Timing) -> 
     elif attempt.job is None:
         _start(plan, status, spec, attempt, job, resolved, timing)
     else:
-        _active(plan, status, spec, attempt.number, attempt.job, attempt.pods, timing)
+        _active(
+            plan,
+            status,
+            spec,
+            attempt.number,
+            attempt.job,
+            attempt.pods,
+            observed.workload,
+            timing,
+        )
         if status.new.get("phase") in conditions.TERMINAL_PHASES:
             _finished(plan, status, spec, observed)
     if plan.requeue_after is None:

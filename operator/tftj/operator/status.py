@@ -51,6 +51,26 @@ def is_suspended(job: Obj) -> bool:
     return bool((job.get("spec") or {}).get("suspend"))
 
 
+def pods_since_resume(job: Obj, pods: list[Obj]) -> list[Obj]:
+    """`pods` without those created before the Job was last resumed (its Suspended condition
+    turned False): a suspension (Kueue preempting the Job) stops them, they end Failed and
+    may linger, and they are neither failures nor workers of the resumed run."""
+    resumed = next(
+        (
+            c.get("lastTransitionTime")
+            for c in _conditions(job)
+            if c.get("type") == "Suspended" and c.get("status") == "False"
+        ),
+        None,
+    )
+    if not resumed:
+        return pods
+    # RFC 3339 UTC timestamps of one apiserver compare correctly as strings.
+    return [
+        p for p in pods if str((p.get("metadata") or {}).get("creationTimestamp") or "") >= resumed
+    ]
+
+
 def pod_index(pod: Obj) -> int | None:
     meta = pod.get("metadata") or {}
     value = (meta.get("annotations") or {}).get(INDEX_ANNOTATION) or (meta.get("labels") or {}).get(
