@@ -4,7 +4,7 @@
 #   bash testbin/build.sh            # build what is missing, link into testbin/bin/
 #   bash testbin/build.sh --list     # print the cache dirs this checkout uses
 #
-# Each component (k8s, etcd, kwok, helm; for the real node: node = kubelet + kube-proxy,
+# Each component (k8s, etcd, kwok, helm, kueue; for the real node: node = kubelet + kube-proxy,
 # containerd, coredns, and the pause program testbin/images.sh builds) is its own Go
 # module under testbin/<name>/
 # so their dependency graphs never have to agree. Binaries are built into a cache
@@ -116,6 +116,14 @@ helm_version="$(required_version "${here}/helm" helm.sh/helm/v3)"
 build helm "${here}/helm" "helm=helm.sh/helm/v3/cmd/helm" \
   "-s -w -X helm.sh/helm/v3/internal/version.version=${helm_version} -X helm.sh/helm/v3/internal/version.gitCommit=module-${helm_version} -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
   "${helm_version}"
+
+# Kueue's controller manager (tests/cluster/test_kueue.py, docs/kueue.md). Its CRDs are
+# not copied into the repository: testbin/kueuecluster.py reads them from this same module
+# version in GOMODCACHE (`go list -m` below fetches it when missing).
+kueue_version="$(required_version "${here}/kueue" sigs.k8s.io/kueue)"
+build kueue "${here}/kueue" "kueue=sigs.k8s.io/kueue/cmd/kueue" \
+  "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=${kueue_version} -X sigs.k8s.io/kueue/pkg/version.GitCommit=module-${kueue_version} -X sigs.k8s.io/kueue/pkg/version.BuildDate=module" \
+  "${kueue_version}"
 
 # ---- the real node (tests/node, `make up-real`); runc and the CNI plugins are Debian's.
 # Same k8s.io/kubernetes version and ldflags as the control plane: GOCACHE shares the

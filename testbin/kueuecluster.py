@@ -1,0 +1,276 @@
+"""Kueue's controller manager as a host process against a LocalCluster (tests/cluster/test_kueue.py).
+
+Everything comes from the one pinned module, testbin/kueue/go.mod: the binary (built and
+cached by testbin/build.sh) and, at run time, its CRDs and webhook registrations, read from the
+same module version in GOMODCACHE (``go mod download`` puts it there; the build already did).
+Nothing of Kueue is copied into the repository.
+
+The differences from Kueue's own deployment are those of running outside a pod:
+- webhooks are served on 127.0.0.1 with a certificate generated here (SAN 127.0.0.1), and the
+  Mutating/ValidatingWebhookConfigurations of Kueue's manifests are registered with a ``url``
+  clientConfig and that CA instead of the ``service`` one (internalCertManagement disabled);
+- only the webhooks of Kueue's own API and of batch/v1 Jobs are registered: the integration
+  enabled here is ``batch/job``, and a Pod/Deployment webhook would put every other test's
+  pods behind this process;
+- metrics and health on loopback ports, leader election off, the visibility API server off
+  (it is an aggregated API server, which needs a Service in front of it);
+- with internalCertManagement off, Kueue v0.17 reads its metrics certificate from the fixed
+  path /etc/kueue/metrics/certs: the process runs in a private mount namespace where /etc is
+  a read-only overlay adding that directory (unshare(1); as non-root in a user namespace), so
+  nothing is written to the host's /etc.
+Kueue talks to the apiserver with the admin kubeconfig: its RBAC is Kueue's business.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from localcluster import _set_pdeathsig, child_env, find_kubectl, free_port, wait_for
+
+Obj = dict[str, Any]
+
+TESTBIN_DIR = Path(__file__).resolve().parent
+MODULE_DIR = TESTBIN_DIR / "kueue"
+MODULE = "sigs.k8s.io/kueue"
+CRD_DIR = Path("config/components/crd/bases")
+WEBHOOK_MANIFESTS = Path("config/components/webhook/manifests.yaml")
+WEBHOOK_CONFIG_PREFIX = "kueue-local-"
+# Where Kueue v0.17 (cmd/kueue/main.go) reads its metrics certificate, relative to /etc.
+METRICS_CERT_DIR = Path("kueue/metrics/certs")
+# The API groups whose webhooks are registered (see the module docstring).
+WEBHOOK_GROUPS = {"kueue.x-k8s.io", "batch"}
+
+
+def module_source() -> tuple[str, Path]:
+    """(version, directory) of the pinned Kueue module in GOMODCACHE, downloading it if needed."""
+    try:
+        proc = subprocess.run(
+            ["go", "mod", "download", "-json", MODULE],
+            cwd=MODULE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise RuntimeError(
+            "'go' not found on PATH: Kueue's CRDs are read from its Go module "
+            f"({MODULE_DIR / 'go.mod'}); install Go >= 1.26"
+        ) from exc
+    if proc.returncode != 0:
+        raise RuntimeError(f"go mod download {MODULE} failed: {proc.stderr.strip()}")
+    info = json.loads(proc.stdout)
+    return str(info["Version"]), Path(info["Dir"])
+
+
+def local_webhooks(manifests: str, port: int, ca_bundle: bytes) -> list[dict[str, Any]]:
+    """Kueue's webhook configurations, reduced to WEBHOOK_GROUPS and pointed at 127.0.0.1."""
+    configs = []
+    for doc in yaml.safe_load_all(manifests):
+        if not doc:
+            continue
+        hooks = []
+        for hook in doc.get("webhooks") or []:
+            groups = {g for rule in hook.get("rules") or [] for g in rule.get("apiGroups") or []}
+            if not groups & WEBHOOK_GROUPS:
+                continue
+            path = hook["clientConfig"]["service"]["path"]
+            hook["clientConfig"] = {
+                "url": f"https://127.0.0.1:{port}{path}",
+                "caBundle": base64.b64encode(ca_bundle).decode(),
+            }
+            hooks.append(hook)
+        doc["metadata"] = {"name": WEBHOOK_CONFIG_PREFIX + doc["metadata"]["name"]}
+        doc["webhooks"] = hooks
+        configs.append(doc)
+    return configs
+
+
+def configuration(webhook_port: int, cert_dir: Path, health_port: int, metrics_port: int) -> Obj:
+    return {
+        "apiVersion": "config.kueue.x-k8s.io/v1beta2",
+        "kind": "Configuration",
+        "namespace": "kueue-system",
+        "health": {"healthProbeBindAddress": f"127.0.0.1:{health_port}"},
+        "metrics": {"bindAddress": f"127.0.0.1:{metrics_port}"},
+        "webhook": {"host": "127.0.0.1", "port": webhook_port, "certDir": str(cert_dir)},
+        "leaderElection": {"leaderElect": False},
+        "internalCertManagement": {"enable": False},
+        "integrations": {"frameworks": ["batch/job"]},
+    }
+
+
+def with_etc_overlay(overlay: Path) -> list[str]:
+    """A command prefix running the rest in a private mount namespace whose /etc shows the
+    files under `overlay` on top of the host's (read-only overlayfs; the host is unchanged).
+    unshare without --fork execs in place: the pid (and PR_SET_PDEATHSIG) stay Kueue's."""
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    script = 'mount -t overlay tftj-kueue -o lowerdir="$1":/etc /etc && shift && exec "$@"'
+    return [
+        "unshare",
+        *user,
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        str(overlay),
+    ]
+
+
+class KueueExited(RuntimeError):
+    """The controller manager process ended while it was awaited."""
+
+
+@dataclass
+class Kueue:
+    """One Kueue controller manager process; ``start()`` installs CRDs and webhooks first."""
+
+    kubeconfig: Path
+    state_dir: Path
+    binary: Path
+    version: str = ""
+    webhook_port: int = 0
+    health_port: int = 0
+    metrics_port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    webhook_configs: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "kueue.log"
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(find_kubectl()), f"--kubeconfig={self.kubeconfig}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=child_env(),
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
+
+    def install_crds(self, source: Path) -> None:
+        crds = source / CRD_DIR
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
+
+    def start(self) -> Kueue:
+        from tftj.operator.certs import ensure_certs
+
+        self.version, source = module_source()
+        self.install_crds(source)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.webhook_port = self.webhook_port or free_port()
+        self.health_port = self.health_port or free_port()
+        self.metrics_port = self.metrics_port or free_port()
+        certs = ensure_certs(self.state_dir / "certs", ["127.0.0.1"])
+        config = self.state_dir / "config.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                configuration(
+                    self.webhook_port, certs.certfile.parent, self.health_port, self.metrics_port
+                )
+            )
+        )
+        overlay = self.state_dir / "etc-overlay"
+        metrics_certs = overlay / METRICS_CERT_DIR
+        metrics_certs.mkdir(parents=True, exist_ok=True)
+        shutil.copy(certs.certfile, metrics_certs / "tls.crt")
+        shutil.copy(certs.keyfile, metrics_certs / "tls.key")
+        log = self.log_file.open("ab")
+        self.process = subprocess.Popen(
+            [
+                *with_etc_overlay(overlay),
+                str(self.binary),
+                f"--config={config}",
+                "--feature-gates=VisibilityOnDemand=false",
+                "--zap-log-level=2",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**child_env(), "KUBECONFIG": str(self.kubeconfig)},
+            start_new_session=True,
+            # A crashed pytest must not leave Kueue (and its Job webhook) behind.
+            preexec_fn=_set_pdeathsig,
+        )
+        configs = local_webhooks(
+            (source / WEBHOOK_MANIFESTS).read_text(), self.webhook_port, certs.cafile.read_bytes()
+        )
+        self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(configs))
+        self.webhook_configs = [(c["kind"].lower(), c["metadata"]["name"]) for c in configs]
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise KueueExited(f"kueue exited ({self.process.returncode}):\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.health_port}/readyz", timeout=2
+                ) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        wait_for(ready, timeout=timeout, message="Kueue's /readyz", fatal=(KueueExited,))
+
+        # Ready is not enough: the apiserver must reach the webhooks (a dry-run object that
+        # only the mutating ResourceFlavor webhook touches).
+        def webhook_answers() -> bool:
+            probe = {
+                "apiVersion": "kueue.x-k8s.io/v1beta2",
+                "kind": "ResourceFlavor",
+                "metadata": {"name": "webhook-probe"},
+            }
+            try:
+                self.kubectl("create", "--dry-run=server", "-f", "-", stdin=json.dumps(probe))
+            except RuntimeError as exc:
+                if "failed calling webhook" in str(exc):
+                    return False
+                raise
+            return True
+
+        wait_for(webhook_answers, timeout=timeout, message="Kueue's webhooks to answer")
+
+    def logs(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        """Stop the process and unregister its webhooks (they would block every Job)."""
+        for kind, name in self.webhook_configs:
+            with contextlib.suppress(RuntimeError):
+                self.kubectl("delete", kind, name, "--ignore-not-found")
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def kueue_binary(bin_dir: str | os.PathLike[str] | None) -> Path:
+    return Path(bin_dir or TESTBIN_DIR / "bin") / "kueue"
