@@ -9,6 +9,7 @@ admitted and suspends it again to preempt it (docs/kueue.md).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -133,6 +134,27 @@ def running_on_gpu_nodes(k: Kubectl, name: str) -> list[dict[str, Any]]:
     return pods if len(pods) == 2 else []
 
 
+LINGER_FINALIZER = "testbin.tftj.dev/linger"
+# Appended, so the Job controller's own tracking finalizer stays.
+LINGER = json.dumps([{"op": "add", "path": "/metadata/finalizers/-", "value": LINGER_FINALIZER}])
+
+
+def unlinger(k: Kubectl, pod: str) -> None:
+    finalizers = k.get("pod", pod)["metadata"].get("finalizers") or []
+    at = finalizers.index(LINGER_FINALIZER)
+    patch = [
+        {"op": "test", "path": f"/metadata/finalizers/{at}", "value": LINGER_FINALIZER},
+        {"op": "remove", "path": f"/metadata/finalizers/{at}"},
+    ]
+    k("patch", "pod", pod, "--type=json", "-p", json.dumps(patch))
+
+
+def low_pods(k: Kubectl, names: list[str]) -> list[dict[str, Any]]:
+    return [
+        p for p in k.items("pods", "-l", "tftj.dev/job-name=low") if p["metadata"]["name"] in names
+    ]
+
+
 def test_admitted_queued_until_the_quota_frees(k: Kubectl, kueue: Kueue, namespace: str) -> None:
     queue = queues(k, namespace, gpus=4)
     k.apply(queued_job("first", queue, hold=True))
@@ -185,6 +207,13 @@ def test_preempted_by_a_higher_priority_job_then_resumed(
     try:
         k.apply(queued_job("low", queue, hold=True))
         wait_phase(k, "low", "Running", TIMEOUT)
+        # A finalizer keeps the workers the preemption stops visible (Failed, exit code 143)
+        # instead of gone within moments: the operator must not take them for a failure,
+        # neither while Kueue holds the Job nor after it resumes it.
+        stopped = [p["metadata"]["name"] for p in running_on_gpu_nodes(k, "low")]
+        assert stopped
+        for pod in stopped:
+            k("patch", "pod", pod, "--type=json", "-p", LINGER)
 
         k.apply(queued_job("high", queue, hold=True, scheduling={"priorityClassName": priority}))
 
@@ -200,12 +229,20 @@ def test_preempted_by_a_higher_priority_job_then_resumed(
         st = wait_for(preempted, TIMEOUT, message=lambda: f"low preempted: {status(k, 'low')}")
         assert st["phase"] == "Pending" and st["restarts"] == 0 and "lastFailure" not in st
         assert k.get("jobs", "low-a0")["spec"]["suspend"] is True
+        wait_for(
+            lambda: all(p["status"].get("phase") == "Failed" for p in low_pods(k, stopped)),
+            TIMEOUT,
+            message="the stopped workers Failed",
+        )
         wait_phase(k, "high", "Running", TIMEOUT)
 
         # When high finishes, Kueue admits low again and its worker Job resumes.
         release(k, "high")
         wait_phase(k, "high", "Succeeded", TIMEOUT)
         wait_phase(k, "low", "Running", TIMEOUT)
+        assert len(low_pods(k, stopped)) == len(stopped)  # still there, still Failed
+        for pod in stopped:
+            unlinger(k, pod)
         release(k, "low")
         st = wait_phase(k, "low", "Succeeded", TIMEOUT)
         assert st["restarts"] == 0 and "lastFailure" not in st
