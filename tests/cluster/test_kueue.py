@@ -177,6 +177,7 @@ def test_admitted_queued_until_the_quota_frees(k: Kubectl, kueue: Kueue, namespa
         return st if pending.get("reason") == "Queued" and "quota" in pending["message"] else None
 
     st = wait_for(queued, TIMEOUT, message=lambda: f"second queued: {status(k, 'second')}")
+    assert st is not None  # wait_for returns only truthy values
     assert st["phase"] == "Pending" and st["restarts"] == 0
     assert k.get("jobs", "second-a0")["spec"]["suspend"] is True
     assert not k.items("pods", "-l", "tftj.dev/job-name=second")
@@ -227,6 +228,7 @@ def test_preempted_by_a_higher_priority_job_then_resumed(
             )
 
         st = wait_for(preempted, TIMEOUT, message=lambda: f"low preempted: {status(k, 'low')}")
+        assert st is not None
         assert st["phase"] == "Pending" and st["restarts"] == 0 and "lastFailure" not in st
         assert k.get("jobs", "low-a0")["spec"]["suspend"] is True
         wait_for(
