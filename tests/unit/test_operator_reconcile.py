@@ -404,18 +404,27 @@ def test_kueue_preemption_is_not_a_failure() -> None:
     assert plan.deletions == [] and not plan.restarted
     assert job["status"]["restarts"] == 0 and "lastFailure" not in job["status"]
 
-    # Resumed: the stopped pods (created before the resume) may linger; they are not failures.
-    resumed = batch_job(0)
-    resumed["status"]["conditions"] = [
-        {"type": "Suspended", "status": "False", "lastTransitionTime": rfc3339(NOW)}
-    ]
+    # Resumed: the stopped pods (deleted, created before the suspension) may linger; they are
+    # not failures, also while the Job's Suspended condition still says True.
     for old in stopped:
         old["metadata"]["creationTimestamp"] = rfc3339(NOW - timedelta(minutes=5))
+        old["metadata"]["deletionTimestamp"] = rfc3339(NOW - timedelta(minutes=1))
     fresh = [pod(0, 0), pod(0, 1)]
     for new in fresh:
         new["metadata"]["creationTimestamp"] = rfc3339(NOW + timedelta(seconds=1))
-    plan = step(job, [resumed], stopped + fresh)
-    assert job["status"]["phase"] == "Running" and not plan.restarted and plan.deletions == []
+    for suspended, changed in (("True", NOW - timedelta(minutes=1)), ("False", NOW)):
+        resumed = batch_job(0)
+        resumed["status"]["conditions"] = [
+            {"type": "Suspended", "status": suspended, "lastTransitionTime": rfc3339(changed)}
+        ]
+        for pods in ([], fresh):
+            plan = step(job, [resumed], stopped + pods)
+            assert not plan.restarted and plan.deletions == []
+            assert "lastFailure" not in job["status"]
+        assert job["status"]["phase"] == "Running"
+    # A worker that fails in the resumed run is a failure as always.
+    plan = step(job, [resumed], [*stopped, failed_pod(0, 0, 1), fresh[1]])
+    assert plan.restarted and job["status"]["lastFailure"]["exitCode"] == 1
 
 
 def test_progress_lands_in_status() -> None:

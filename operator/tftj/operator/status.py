@@ -52,23 +52,26 @@ def is_suspended(job: Obj) -> bool:
 
 
 def pods_since_resume(job: Obj, pods: list[Obj]) -> list[Obj]:
-    """`pods` without those created before the Job was last resumed (its Suspended condition
-    turned False): a suspension (Kueue preempting the Job) stops them, they end Failed and
-    may linger, and they are neither failures nor workers of the resumed run."""
-    resumed = next(
-        (
-            c.get("lastTransitionTime")
-            for c in _conditions(job)
-            if c.get("type") == "Suspended" and c.get("status") == "False"
-        ),
+    """`pods` without the workers a suspension of the Job stopped (Kueue preempting it): the
+    Job controller deleted them, they end Failed (exit code 143) and may linger while being
+    deleted. They are neither failures nor workers of the resumed run. They are the deleted
+    pods created before the last transition of the Job's Suspended condition: True at the
+    suspension, False at the resume (the condition may still say True for a moment after
+    Kueue has unsuspended the Job)."""
+    changed = next(
+        (c.get("lastTransitionTime") for c in _conditions(job) if c.get("type") == "Suspended"),
         None,
     )
-    if not resumed:
+    if not changed:
         return pods
-    # RFC 3339 UTC timestamps of one apiserver compare correctly as strings.
-    return [
-        p for p in pods if str((p.get("metadata") or {}).get("creationTimestamp") or "") >= resumed
-    ]
+
+    def stopped(pod: Obj) -> bool:
+        meta = pod.get("metadata") or {}
+        # RFC 3339 UTC timestamps of one apiserver compare correctly as strings.
+        created = str(meta.get("creationTimestamp") or "")
+        return bool(meta.get("deletionTimestamp")) and created < str(changed)
+
+    return [p for p in pods if not stopped(p)]
 
 
 def pod_index(pod: Obj) -> int | None:
