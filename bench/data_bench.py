@@ -36,6 +36,7 @@ from benchdoc import DOC, write_section
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.trainer.memcg import wait_with_peak_rss  # noqa: E402
 from tests.trainer.records import teacher_dataset, write_examples  # noqa: E402
 
 SECTION = "## Input pipeline"
@@ -151,28 +152,28 @@ def peak_rss(tmp: Path, name: str, data: dict[str, Any]) -> float:
     body = spec(data, [16], 256, 1)
     params.write_text(yaml.safe_dump(resolved_to_dict(resolved(body))))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TFTJ_") and k != "TF_CONFIG"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tftj_trainer",
-            "--params",
-            str(params),
-            "--storage-root",
-            str(tmp / f"{name}-storage"),
-            "--metrics-port",
-            "0",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    err = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{name}: trainer failed: {err.decode()[-1500:]}")
-    return usage.ru_maxrss / 1024
+    log = tmp / f"{name}.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tftj_trainer",
+                "--params",
+                str(params),
+                "--storage-root",
+                str(tmp / f"{name}-storage"),
+                "--metrics-port",
+                "0",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        code, peak = wait_with_peak_rss(process)
+    if code != 0:
+        raise SystemExit(f"{name}: trainer failed: {log.read_text()[-1500:]}")
+    return peak / (1 << 20)
 
 
 def memory(tmp: Path) -> dict[str, float]:

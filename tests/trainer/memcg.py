@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -66,3 +67,24 @@ def memory_cgroup(limit_bytes: int) -> Iterator[MemoryCgroup]:
         yield MemoryCgroup(path, v2)
     finally:
         path.rmdir()  # the processes started in it have exited (callers wait for them)
+
+
+def wait_with_peak_rss(process: subprocess.Popen[Any], interval: float = 0.05) -> tuple[int, int]:
+    """Wait for `process`; returns (exit code, its peak RSS in bytes).
+
+    The peak is VmHWM of /proc/<pid>/status, read until the process exits: rusage's
+    ru_maxrss would not do, Linux carries it across fork and exec, so a child of a large test
+    process reports at least its parent's size.
+    """
+    status = Path(f"/proc/{process.pid}/status")
+    peak = 0
+    while process.poll() is None:
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]) * 1024)
+        time.sleep(interval)  # sampling a monotone high-water mark, not synchronising
+    return process.returncode, peak

@@ -27,7 +27,7 @@ from tests.trainer.conftest import (
     trainer_env,
     write_params,
 )
-from tests.trainer.memcg import memory_cgroup
+from tests.trainer.memcg import memory_cgroup, wait_with_peak_rss
 from tests.trainer.records import teacher_dataset, write_examples
 
 MB = 1 << 20
@@ -60,19 +60,17 @@ def run_limited(tmp: Path, name: str, path: str, limit: int, **data: Any) -> tup
             "export": {"enabled": False},
         },
     )
-    with memory_cgroup(limit) as cgroup:
+    log = tmp / f"{name}.log"
+    with memory_cgroup(limit) as cgroup, log.open("w") as stderr:
         process = cgroup.start(
             trainer_command(params, tmp / f"{name}-storage"),
             env=trainer_env(),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=stderr,
         )
-        assert process.stderr is not None
-        err = process.stderr.read()  # until the process closes it: it has exited or is exiting
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, usage.ru_maxrss * 1024, err[-2000:]
+        code, peak = wait_with_peak_rss(process)
+    err = log.read_text()
+    return code, peak, err[-2000:]
 
 
 @pytest.fixture(scope="module")
