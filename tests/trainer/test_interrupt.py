@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,23 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def kill_leftover_workers(workdir: Path) -> None:
+    """Whatever happened to the test, no worker of it outlives it.
+
+    Workers run in their own sessions (so a terminal's Ctrl-C reaches only `tftj run`), so
+    killing `tftj run` alone would leave them training.
+    """
+    try:
+        state = json.loads((workdir / "workers" / "state.json").read_text())
+    except (OSError, ValueError):
+        return
+    for worker in state["workers"]:
+        if not alive(worker["pid"]):
+            continue  # its pid may already belong to someone else
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(worker["pid"], signal.SIGKILL)
 
 
 def test_ctrl_c_stops_all_workers_and_exits_130(tmp_path: Path) -> None:
@@ -61,6 +79,8 @@ def test_ctrl_c_stops_all_workers_and_exits_130(tmp_path: Path) -> None:
     finally:
         if run.poll() is None:
             run.kill()
+            run.wait()
+        kill_leftover_workers(workdir)
     assert run.returncode == 130, out + err
     assert "interrupted: stopping 2 worker(s)" in err
     assert "resumes from the latest checkpoint" in err
