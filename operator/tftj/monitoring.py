@@ -31,6 +31,7 @@ OPERATOR_JOBS = "tftj_operator_jobs"
 OPERATOR_RECONCILES = "tftj_operator_reconciles_total"
 OPERATOR_RECONCILE_SECONDS = "tftj_operator_reconcile_duration_seconds"
 OPERATOR_QUEUE_DEPTH = "tftj_operator_work_queue_depth"
+OPERATOR_IS_LEADER = "tftj_operator_is_leader"
 OPERATOR_ADMISSION_SECONDS = "tftj_operator_admission_duration_seconds"
 OPERATOR_ERRORS = "tftj_operator_errors_total"
 
@@ -133,6 +134,11 @@ def queue_depth() -> str:
     return OPERATOR_QUEUE_DEPTH
 
 
+def leaders() -> str:
+    """How many replicas reconcile (1 with leader election working; 0: none holds the Lease)."""
+    return f"max({OPERATOR_IS_LEADER})"
+
+
 def webhook_latency(quantile: float) -> str:
     buckets = OPERATOR_ADMISSION_SECONDS + "_bucket"
     return f"histogram_quantile({quantile}, sum by (operation, le) (rate({buckets}[5m])))"
@@ -202,6 +208,17 @@ ALERTS = (
         "The tftj operator is not scraped",
         "No tftj_operator_* series for 5 minutes: the operator is down (or no longer "
         "scraped). TFTrainingJobs are neither validated nor reconciled.",
+    ),
+    Alert(
+        "TFTJOperatorNoLeader",
+        leaders(),
+        "== 0",
+        "5m",
+        "critical",
+        "No tftj operator replica is reconciling",
+        "The replicas answer (and admit) but none has held the leader Lease for 5 minutes: "
+        "TFTrainingJobs are accepted and never run. See the Lease tftj-operator in the "
+        "operator's namespace and the replicas' logs (leader election).",
     ),
     Alert(
         "TFTJOperatorReconcileErrors",

@@ -82,6 +82,7 @@ class Controller:
         """The queue and `workers` reconcile tasks, on the running event loop; every job
         already in the cache is queued (a new leader's watches ran while it was a follower)."""
         self.queue = WorkQueue[Key]()
+        metrics.IS_LEADER.set(1)  # this replica reconciles: standalone, or it holds the Lease
         for key in self.cache.job_keys():
             self.queue.add(key)
         self.executor = concurrent.futures.ThreadPoolExecutor(
@@ -92,6 +93,7 @@ class Controller:
         ]
 
     async def stop(self) -> None:
+        metrics.IS_LEADER.set(0)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

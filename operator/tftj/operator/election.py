@@ -97,7 +97,6 @@ class LeaderElector:
         self.on_lost = on_lost
         self.observed: Observed | None = None
         self.leading = False
-        metrics.IS_LEADER.set(0)
 
     async def _try(self, timeout: float) -> bool:
         """One acquire-or-renew attempt (client-go's tryAcquireOrRenew): whether we hold it."""
@@ -140,7 +139,6 @@ class LeaderElector:
             await asyncio.sleep(self._retry_delay())
         last_renewed = time.monotonic()
         self.leading = True
-        metrics.IS_LEADER.set(1)
         metrics.LEADER_TRANSITIONS.inc()
         log.info("leader election: %s is the leader", config.identity)
         self.on_started()
@@ -162,7 +160,6 @@ class LeaderElector:
                     continue
             if lost(last_renewed, time.monotonic(), config) or not self._still_ours():
                 self.leading = False
-                metrics.IS_LEADER.set(0)
                 log.error(
                     "leader election: %s lost lease %s/%s",
                     config.identity,
@@ -182,7 +179,6 @@ class LeaderElector:
         if not self.leading or self.observed is None or self.observed.record is None:
             return
         self.leading = False
-        metrics.IS_LEADER.set(0)
         record = released(self.observed.record, datetime.now(UTC))
         loop = asyncio.get_running_loop()
         try:

@@ -75,8 +75,8 @@ class PhaseTracker:
 
 IS_LEADER = Gauge(
     "tftj_operator_is_leader",
-    "1 while this replica holds the leader Lease and reconciles; 0 while it only serves the "
-    "webhook",
+    "1 while this replica reconciles (it holds the leader Lease, or runs without leader "
+    "election); 0 while it only serves the webhook",
 )
 LEADER_TRANSITIONS = Counter(
     "tftj_operator_leader_transitions_total",
