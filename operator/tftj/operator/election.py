@@ -135,7 +135,7 @@ class LeaderElector:
             self.store.namespace,
             self.store.name,
         )
-        while not await self._try(config.retry_period_seconds):
+        while not await self._try(config.renew_deadline_seconds):
             await asyncio.sleep(self._retry_delay())
         last_renewed = time.monotonic()
         self.leading = True
@@ -144,15 +144,14 @@ class LeaderElector:
         self.on_started()
         while True:
             await asyncio.sleep(config.retry_period_seconds)
-            # Each attempt may take only what is left of the renew deadline: a hung request
-            # must not keep a deposed leader writing.
+            # An attempt may take what is left of the renew deadline (a loaded apiserver is
+            # slow, not gone), never more: a hung request must not keep a deposed leader
+            # writing.
             # The client's own retries could stretch one call past it, hence the outer bound.
             left = config.renew_deadline_seconds - (time.monotonic() - last_renewed)
             if left > 0:
                 try:
-                    renewed = await asyncio.wait_for(
-                        self._try(min(config.retry_period_seconds, left)), timeout=left
-                    )
+                    renewed = await asyncio.wait_for(self._try(left), timeout=left)
                 except TimeoutError:
                     renewed = False
                 if renewed:
