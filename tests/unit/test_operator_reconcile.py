@@ -496,3 +496,61 @@ def test_a_worker_job_deleted_by_someone_else_is_replaced_after_its_pods() -> No
     assert condition(job, job["status"]["phase"])["reason"] == "StoppingPreviousAttempt"
     plan = step(job, [], [])
     assert [c["metadata"]["name"] for c in plan.creates if c["kind"] == "Job"] == ["mnist-a0"]
+
+
+def evicted_pod(attempt: int, index: int) -> dict[str, Any]:
+    failed = failed_pod(attempt, index, 143)
+    failed["status"]["conditions"].append(
+        {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "EvictionByEvictionAPI",
+            "message": "Eviction API: evicting",
+        }
+    )
+    return failed
+
+
+def test_a_disruption_restarts_the_group_without_charging_backoff_limit() -> None:
+    job = make_job({"runPolicy": {"backoffLimit": 0}})
+    step(job)
+    plan = step(job, [batch_job(0)], [pod(0, 0), evicted_pod(0, 1)])
+    status = job["status"]
+    assert (status["phase"], status["attempt"]) == ("Restarting", 1)
+    assert (status["restarts"], status["disruptions"]) == (0, 1)
+    last = status["lastFailure"]
+    assert last["reason"] == "Disrupted" and "EvictionByEvictionAPI" in last["message"]
+    assert condition(job, "Restarting")["reason"] == "WorkerDisrupted"
+    assert "not charged to runPolicy.backoffLimit" in condition(job, "Restarting")["message"]
+    assert [d.name for d in plan.deletions] == ["mnist-a0"] and plan.restarted
+
+
+def test_a_job_failed_by_its_disruption_rule_is_a_disruption_even_without_pods() -> None:
+    # Node deleted: PodGC removed the pods; the Job's podFailurePolicy condition remains.
+    job = make_job()
+    step(job)
+    failed_job = batch_job(0, "Failed")
+    failed_job["status"]["conditions"][0].update(
+        reason="PodFailurePolicy",
+        message="Pod ns/mnist-a0-1-x has condition DisruptionTarget matching FailJob rule at index 0",
+    )
+    step(job, [failed_job], [])
+    assert (job["status"]["restarts"], job["status"]["disruptions"]) == (0, 1)
+
+
+def test_deadline_while_unschedulable_says_why() -> None:
+    job = make_job({"runPolicy": {"activeDeadlineSeconds": 60}})
+    step(job)
+    waiting = pod(0, 0, "Pending", False)
+    waiting["status"]["conditions"] = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+        }
+    ]
+    step(job, [batch_job(0)], [waiting], now=NOW + timedelta(seconds=61))
+    assert job["status"]["phase"] == "Failed"
+    assert "Insufficient nvidia.com/gpu" in job["status"]["lastFailure"]["message"]
+    assert "Insufficient nvidia.com/gpu" in condition(job, "Failed")["message"]

@@ -870,7 +870,8 @@ class FailureRecord(Model):
     exit_code: int | None = doc(None, "Its container exit code (see the trainer's table).")
     reason: str = Field(
         description="Why: Retryable, Permanent, Crashed (a native crash of the trainer, e.g. "
-        "SIGABRT or SIGSEGV; not retried), Evicted, DeadlineExceeded, ..."
+        "SIGABRT or SIGSEGV; not retried), Disrupted (evicted, preempted or node lost; retried "
+        "without charge to backoffLimit), Evicted, DeadlineExceeded, ..."
     )
     message: str = doc("", "Details: the container's termination message or the event.")
     time: str = Field(description="When the failure was observed (RFC 3339).")
@@ -912,7 +913,14 @@ class TFTrainingJobStatus(Model):
     gpus: int | None = doc(None, "GPUs requested by all workers.")
     replicas: ReplicaStatus = doc(ReplicaStatus(), "Worker counts of the current attempt.")
     attempt: int = doc(0, "Current attempt number (0-based); each restart adds one.")
-    restarts: int = doc(0, "Whole-group restarts so far.")
+    restarts: int = doc(
+        0, "Whole-group restarts after worker failures, charged to runPolicy.backoffLimit."
+    )
+    disruptions: int = doc(
+        0,
+        "Whole-group restarts after Kubernetes ended a worker (evicted, preempted, its node "
+        "lost: the pod's DisruptionTarget condition); not charged to runPolicy.backoffLimit.",
+    )
     last_failure: FailureRecord | None = doc(None, "The most recent failure.")
     progress: Progress | None = doc(None, "Training progress read from the chief's metrics.")
     start_time: str | None = doc(None, "When the first attempt started (RFC 3339).")

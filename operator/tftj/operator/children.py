@@ -227,6 +227,11 @@ def worker_pod_labels(job_name: str, attempt: int, resolved: ResolvedParameters)
     }
 
 
+#: The pod condition Kubernetes sets when it, not the workload, ends a pod: eviction API,
+#: preemption, taint manager (node NotReady/unreachable), PodGC (node deleted).
+DISRUPTION_TARGET = "DisruptionTarget"
+
+
 def attempt_job(job: Obj, resolved: ResolvedParameters, attempt: int) -> Obj:
     """The batch/v1 Indexed Job running all workers of one attempt.
 
@@ -307,6 +312,12 @@ def attempt_job(job: Obj, resolved: ResolvedParameters, attempt: int) -> Obj:
             "completions": workers.replicas,
             "parallelism": workers.replicas,
             "backoffLimit": 0,
+            # A disrupted worker (evicted, preempted, its node gone) fails the Job with reason
+            # PodFailurePolicy naming DisruptionTarget: the operator can tell a disruption
+            # from a worker failure even after the pods were deleted (node lost).
+            "podFailurePolicy": {
+                "rules": [{"action": "FailJob", "onPodConditions": [{"type": DISRUPTION_TARGET}]}]
+            },
             "template": {
                 "metadata": {"labels": labels, "annotations": annotations},
                 "spec": pod_spec,

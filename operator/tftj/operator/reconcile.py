@@ -36,6 +36,7 @@ from tftj.operator.status import (
     WorkerFailure,
     first_failure,
     is_suspended,
+    job_failed_by_disruption,
     job_failure_condition,
     job_outcome,
     pod_phase,
@@ -287,8 +288,15 @@ def _on_failure(
         # The Job failed without a failed pod left to read (e.g. a worker pod was deleted).
         cond = job_failure_condition(current) or {}
         failure = WorkerFailure(
-            None, None, str(cond.get("reason") or "JobFailed"), str(cond.get("message") or "")
+            None,
+            None,
+            str(cond.get("reason") or "JobFailed"),
+            str(cond.get("message") or ""),
+            disrupted=job_failed_by_disruption(current),
         )
+    if failure.disrupted:
+        _on_disruption(plan, status, spec, attempt, current, failure)
+        return
     kind = failure_kind(failure.exit_code) if failure.exit_code is not None else "Retryable"
     message = failure_message(failure)
     restarts = int(status.old.get("restarts") or 0)
@@ -316,17 +324,62 @@ def _on_failure(
             f"{message}; runPolicy.backoffLimit {limit} reached after {restarts} restarts",
         )
     else:
-        status.new["attempt"] = attempt + 1
         status.new["restarts"] = restarts + 1
-        plan.restarted = True
-        plan.deletions.append(Deletion(_name(current)))
-        status.phase(
-            "Restarting",
+        _restart(
+            plan,
+            status,
+            attempt,
+            current,
             "WorkerFailed",
             f"{message}; restarting all {spec.workers.replicas} workers from the latest "
             f"checkpoint as attempt {attempt + 1} (restart {restarts + 1} of {limit})",
-            "Warning",
         )
+
+
+def _on_disruption(
+    plan: Plan,
+    status: _Status,
+    spec: TFTrainingJobSpec,
+    attempt: int,
+    current: Obj,
+    failure: WorkerFailure,
+) -> None:
+    """Kubernetes ended a worker (DisruptionTarget): not the job's fault, so, like a Job's
+    podFailurePolicy `Ignore` on DisruptionTarget, the group restarts without being charged
+    to runPolicy.backoffLimit; status.disruptions counts these restarts."""
+    disruptions = int(status.old.get("disruptions") or 0) + 1
+    worker = f"worker {failure.worker_index}" if failure.worker_index is not None else "a worker"
+    message = f"{worker} was disrupted ({failure.reason})"
+    if failure.message:
+        message += f": {failure.message}"
+    status.new["disruptions"] = disruptions
+    status.new["lastFailure"] = {
+        "attempt": attempt,
+        **({"workerIndex": failure.worker_index} if failure.worker_index is not None else {}),
+        **({"exitCode": failure.exit_code} if failure.exit_code is not None else {}),
+        "reason": "Disrupted",
+        "message": message,
+        "time": status.now_s,
+    }
+    _restart(
+        plan,
+        status,
+        attempt,
+        current,
+        "WorkerDisrupted",
+        f"{message}; restarting all {spec.workers.replicas} workers from the latest checkpoint "
+        f"as attempt {attempt + 1} (disruption {disruptions}; not charged to "
+        f"runPolicy.backoffLimit)",
+    )
+
+
+def _restart(
+    plan: Plan, status: _Status, attempt: int, current: Obj, reason: str, message: str
+) -> None:
+    status.new["attempt"] = attempt + 1
+    plan.restarted = True
+    plan.deletions.append(Deletion(_name(current)))
+    status.phase("Restarting", reason, message, "Warning")
 
 
 def _name(obj: Obj) -> str:
@@ -334,7 +387,8 @@ def _name(obj: Obj) -> str:
 
 
 def _waiting_phase(status: _Status) -> str:
-    return "Restarting" if int(status.new.get("restarts") or 0) > 0 else "Pending"
+    restarted = int(status.new.get("restarts") or 0) + int(status.new.get("disruptions") or 0)
+    return "Restarting" if restarted > 0 else "Pending"
 
 
 def _active(
@@ -569,17 +623,21 @@ def _deadline(
         return False
     if attempt.job is not None:
         plan.deletions.append(Deletion(attempt.name))
+    # Workers that never got a node: say why, or the user only learns that time ran out.
+    unschedulable = unschedulable_message(attempt.pods)
+    waiting = f"; workers were still unschedulable: {unschedulable}" if unschedulable else ""
     status.new["lastFailure"] = {
         "attempt": attempt.number,
         "reason": "DeadlineExceeded",
-        "message": f"runPolicy.activeDeadlineSeconds ({deadline}s) passed since the start",
+        "message": f"runPolicy.activeDeadlineSeconds ({deadline}s) passed since the start"
+        + waiting,
         "time": status.now_s,
     }
     status.finish(
         "Failed",
         "DeadlineExceeded",
         f"the job ran longer than runPolicy.activeDeadlineSeconds ({deadline}s); "
-        "all workers were stopped",
+        f"all workers were stopped{waiting}",
     )
     return True
 

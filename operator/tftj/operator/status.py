@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tftj.operator.children import TRAINER_CONTAINER
+from tftj.operator.children import DISRUPTION_TARGET, TRAINER_CONTAINER
 
 Obj = dict[str, Any]
 JobOutcome = Literal["Complete", "Failed"]
@@ -21,6 +21,10 @@ class WorkerFailure:
     exit_code: int | None
     reason: str
     message: str
+    #: Kubernetes ended the worker (DisruptionTarget: evicted, preempted, node lost); `reason`
+    #: is then the condition's (EvictionByEvictionAPI, PreemptionByScheduler, DeletionByPodGC,
+    #: DeletionByTaintManager, TerminationByKubelet).
+    disrupted: bool = False
 
 
 def _conditions(obj: Obj) -> list[Obj]:
@@ -124,11 +128,36 @@ def first_failure(pods: list[Obj]) -> WorkerFailure | None:
     status = pod.get("status") or {}
     message = str(terminated.get("message") or status.get("message") or "").strip()
     reason = str(status.get("reason") or terminated.get("reason") or "Error")
+    disruption = disruption_condition(pod)
+    if disruption is not None:
+        reason = str(disruption.get("reason") or DISRUPTION_TARGET)
+        message = str(disruption.get("message") or message)
     return WorkerFailure(
         worker_index=pod_index(pod),
         exit_code=int(code) if code is not None else None,
         reason=reason,
         message=message[-1024:],
+        disrupted=disruption is not None,
+    )
+
+
+def disruption_condition(pod: Obj) -> Obj | None:
+    """The pod's DisruptionTarget condition when Kubernetes (not the trainer) ended it."""
+    return next(
+        (
+            c
+            for c in _conditions(pod)
+            if c.get("type") == DISRUPTION_TARGET and c.get("status") == "True"
+        ),
+        None,
+    )
+
+
+def job_failed_by_disruption(job: Obj) -> bool:
+    """Whether the worker Job failed through its DisruptionTarget podFailurePolicy rule."""
+    cond = job_failure_condition(job) or {}
+    return cond.get("reason") == "PodFailurePolicy" and DISRUPTION_TARGET in str(
+        cond.get("message") or ""
     )
 
 
