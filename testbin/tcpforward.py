@@ -78,9 +78,9 @@ class Forwarder:
                 self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
         for link in links:
-            for sock in (link.client, link.upstream):
-                if sock is not None:
-                    sock.close()
+            for end in (link.client, link.upstream):
+                if end is not None:
+                    end.close()
 
     def _accept(self) -> None:
         assert self._listener is not None
@@ -135,6 +135,6 @@ class Forwarder:
             with self._lock:
                 if link in self._links:
                     self._links.remove(link)
-            for sock in (link.client, link.upstream):
-                if sock is not None:
-                    sock.close()
+            for end in (link.client, link.upstream):
+                if end is not None:
+                    end.close()
