@@ -40,6 +40,7 @@ __all__ = [
     "job_manifest",
     "job_status",
     "pod_manifest",
+    "prebound_volume",
     "wait_for",
     "wait_job_phase",
 ]
@@ -226,3 +227,24 @@ def job_manifest(
 def dump_yaml(*docs: Mapping[str, Any]) -> str:
     """Multi-document YAML for ``kubectl apply -f -``."""
     return yaml.safe_dump_all([dict(d) for d in docs], sort_keys=False)
+
+
+def prebound_volume(k: Kubectl, claim: str) -> str:
+    """A 1Gi hostPath PersistentVolume reserved (claimRef) for claim ``claim`` of ``k``'s
+    namespace: this cluster has no provisioner. Returns the volume's name."""
+    pv = f"{k.namespace}-{claim}"[:63]
+    k.with_namespace(None).apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": pv},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteMany"],
+                "hostPath": {"path": f"/tmp/{pv}"},
+                "claimRef": {"namespace": k.namespace, "name": claim},
+                "persistentVolumeReclaimPolicy": "Delete",
+            },
+        }
+    )
+    return pv

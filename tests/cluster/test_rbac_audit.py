@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from clusterkit import EXIT_CODE_LABEL, HOLD_LABEL, Kubectl, wait_for
+from clusterkit import EXIT_CODE_LABEL, HOLD_LABEL, Kubectl, prebound_volume, wait_for
 from devoperator import (
     LEASE_NAME,
     SERVICE_ACCOUNT,
@@ -74,22 +74,7 @@ def exercise(k: Kubectl) -> None:
     fails and restarts, fails for good and is deleted by its TTL."""
     # storage.size makes the operator create the claim; this cluster has no provisioner, so a
     # hostPath volume waits for it (pre-bound by claimRef).
-    pv = f"{k.namespace}-rbac"[:63]
-    claim = naming.storage_claim_name("rbac")
-    k.with_namespace(None).apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": pv},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "hostPath": {"path": f"/tmp/{pv}"},
-                "claimRef": {"namespace": k.namespace, "name": claim},
-                "persistentVolumeReclaimPolicy": "Delete",
-            },
-        }
-    )
+    prebound_volume(k, naming.storage_claim_name("rbac"))
     job = training_job(
         "rbac",
         run_seconds=None,

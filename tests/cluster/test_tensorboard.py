@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clusterkit import HOLD_LABEL, Kubectl, wait_for
+from clusterkit import HOLD_LABEL, Kubectl, prebound_volume, wait_for
 from devoperator import training_job
 
 TIMEOUT = 60
@@ -15,21 +15,7 @@ TIMEOUT = 60
 
 def bound_claim(k: Kubectl, name: str) -> None:
     """A claim bound to a hostPath volume made for it (this cluster has no provisioner)."""
-    pv = f"{k.namespace}-{name}"[:63]
-    k.with_namespace(None).apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": pv},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "hostPath": {"path": f"/tmp/{pv}"},
-                "claimRef": {"namespace": k.namespace, "name": name},
-                "persistentVolumeReclaimPolicy": "Delete",
-            },
-        }
-    )
+    pv = prebound_volume(k, name)
     k.apply(
         {
             "apiVersion": "v1",
@@ -74,10 +60,16 @@ def test_tensorboard_deployment_and_service(k: Kubectl) -> None:
     (container,) = pod_spec["containers"]
     assert container["command"][:3] == ["tensorboard", "--logdir", "/storage/runs"]
     assert {"name": "http", "containerPort": 6006, "protocol": "TCP"} in container["ports"]
-    (mount,) = container["volumeMounts"]
-    assert mount["mountPath"] == "/storage" and mount["readOnly"] is True
-    (volume,) = pod_spec["volumes"]
-    assert volume["persistentVolumeClaim"]["claimName"] == "shared"
+    # The claim read-only, and a /tmp emptyDir (the root filesystem is read-only).
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert set(mounts) == {"/storage", "/tmp"} and mounts["/storage"]["readOnly"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod_spec["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert claims == ["shared"]
 
     service = k.get("service", "tb-tensorboard")
     assert service["spec"]["ports"][0]["port"] == 6006
