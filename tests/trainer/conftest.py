@@ -113,8 +113,8 @@ def trainer_env() -> dict[str, str]:
     return env
 
 
-def trainer_command(params: Path, storage: Path, *extra: str) -> list[str]:
-    """`python -m tftj_trainer` for one lone worker, on any free metrics port."""
+def trainer_command(params: Path, storage: Path, *extra: str, metrics_port: int = 0) -> list[str]:
+    """`python -m tftj_trainer` for one lone worker (metrics port 0: any free one)."""
     return [
         PYTHON,
         "-m",
@@ -124,7 +124,7 @@ def trainer_command(params: Path, storage: Path, *extra: str) -> list[str]:
         "--storage-root",
         str(storage),
         "--metrics-port",
-        "0",
+        str(metrics_port),
         *extra,
     ]
 

@@ -16,9 +16,9 @@ import yaml
 from tftj.api.contract import ExitCode
 
 from tests.trainer.conftest import (
-    PYTHON,
     last_line,
     run_tftj,
+    trainer_command,
     trainer_env,
     write_manifest,
     write_params,
@@ -185,19 +185,12 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Case, 
         name: (
             case,
             subprocess.Popen(
-                [
-                    PYTHON,
-                    "-m",
-                    "tftj_trainer",
-                    "--params",
-                    str(params),
-                    "--storage-root",
-                    str(tmp / name.replace(" ", "-")),
-                    "--metrics-port",
-                    "0",
+                trainer_command(
+                    params,
+                    tmp / name.replace(" ", "-"),
                     "--termination-log",
                     str(tmp / f"{name.replace(' ', '-')}.termination"),
-                ],
+                ),
                 env=trainer_env(),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from tftj.api import contract
 
-from tests.trainer.conftest import PYTHON, free_port, last_line, trainer_env, wait_for, write_params
+from tests.trainer.conftest import (
+    free_port,
+    last_line,
+    trainer_command,
+    trainer_env,
+    wait_for,
+    write_params,
+)
 
 PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
@@ -40,21 +47,15 @@ def worker(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     )
     port = free_port()
     process = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "tftj_trainer",
-            "--params",
-            str(params),
-            "--storage-root",
-            str(tmp_path / "store"),
-            "--metrics-port",
-            str(port),
+        trainer_command(
+            params,
+            tmp_path / "store",
             "--metrics-address",
             "127.0.0.1",
             "--termination-log",
             str(tmp_path / "termination"),
-        ],
+            metrics_port=port,
+        ),
         env=trainer_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
