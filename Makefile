@@ -71,7 +71,7 @@ generate: setup
 	.venv/bin/python -m tftj.monitoring rules > charts/tftj/files/prometheus-rules.yaml
 	.venv/bin/python -m tftj.monitoring dashboard > charts/tftj/files/grafana-dashboard.json
 
-bench: setup system-deps testbin
+bench: setup system-deps testbin images
 	$(PY) bench/run_all.py
 
 clean:

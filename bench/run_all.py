@@ -19,6 +19,8 @@ BENCHMARKS = {
     "controlplane": "controlplane_bench.py",
     "operator": "operator_bench.py",
     "failover": "failover_bench.py",
+    "faults": "faults_bench.py",
+    "node": "node_bench.py",
 }
 
 
