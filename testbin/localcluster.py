@@ -754,6 +754,12 @@ class LocalCluster:
         if _alive(pid, start_time):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+            # SIGKILL is not instant either: return only once it is gone, so a caller that
+            # starts the component again on the same ports never finds it still running.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and _alive(pid, start_time):
+                self._reap(pid)
+                time.sleep(0.02)
         self._reap(pid)
 
     @staticmethod
