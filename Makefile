@@ -42,9 +42,10 @@ test: prerequisites lint
 # What the tests need, built side by side: the Go builds are CPU-bound while the venv, the
 # Debian packages and the image builds mostly wait on downloads and disk, so on a fresh
 # machine overlapping them shortens `make test` (figures in docs/local-cluster.md). With
-# everything cached each step is a no-op of seconds.
+# everything cached each step is a no-op of seconds. Output is not synced on purpose (make would
+# hold a 30-minute build's progress until it ends); every script prefixes its own lines.
 prerequisites:
-	$(MAKE) --no-print-directory -j4 --output-sync=line setup system-deps testbin images
+	$(MAKE) --no-print-directory -j4 setup system-deps testbin images
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
