@@ -74,12 +74,14 @@ class Watcher:
     # slow to keep up with 800 pods, and the apiserver closes a watch that falls behind.
     TEMPLATE = '{.metadata.labels.%s} {.metadata.name} {.status.phase}{"\\n"}'
 
+    # The jobs themselves (tftj's, or the peer's TFJobs in bench/peer_bench.py): by name.
+    OWN_KINDS = frozenset({"tftrainingjobs", "tfjobs"})
     OWN_TEMPLATE = '{.metadata.name} {.metadata.name} -{"\\n"}'
 
     def _watch(self, kind: str) -> None:
         label = self.label.replace(".", "\\.")
         while not self._stopped:  # a watch the apiserver closed is reopened
-            own = kind == "tftrainingjobs"  # not labelled: keyed by name
+            own = kind in self.OWN_KINDS  # not labelled: keyed by name
             proc = subprocess.Popen(
                 [
                     self.admin.binary,
@@ -107,7 +109,7 @@ class Watcher:
     def _on(self, kind: str, owner: str, name: str, phase: str) -> None:
         now = time.monotonic()
         self.seen.add((kind, owner))
-        if kind == "tftrainingjobs":
+        if kind in self.OWN_KINDS:
             self.admitted.setdefault(owner, now)
         elif kind == "jobs":
             self.job_seen.setdefault(owner, now)
@@ -297,7 +299,15 @@ def phase(watcher: Watcher, start: float, names: list[str]) -> dict[str, float]:
     }
 
 
-def admission_review(manifest: dict[str, Any]) -> bytes:
+def admission_review(
+    manifest: dict[str, Any],
+    *,
+    group: str = "tftj.dev",
+    version: str = "v1alpha1",
+    kind: str = "TFTrainingJob",
+) -> bytes:
+    """A CREATE AdmissionReview of `manifest` as the apiserver sends it."""
+    resource = kind.lower() + "s"
     return json.dumps(
         {
             "apiVersion": "admission.k8s.io/v1",
@@ -305,22 +315,10 @@ def admission_review(manifest: dict[str, Any]) -> bytes:
             "request": {
                 "uid": str(uuid.uuid4()),
                 "operation": "CREATE",
-                "kind": {"group": "tftj.dev", "version": "v1alpha1", "kind": "TFTrainingJob"},
-                "resource": {
-                    "group": "tftj.dev",
-                    "version": "v1alpha1",
-                    "resource": "tftrainingjobs",
-                },
-                "requestKind": {
-                    "group": "tftj.dev",
-                    "version": "v1alpha1",
-                    "kind": "TFTrainingJob",
-                },
-                "requestResource": {
-                    "group": "tftj.dev",
-                    "version": "v1alpha1",
-                    "resource": "tftrainingjobs",
-                },
+                "kind": {"group": group, "version": version, "kind": kind},
+                "resource": {"group": group, "version": version, "resource": resource},
+                "requestKind": {"group": group, "version": version, "kind": kind},
+                "requestResource": {"group": group, "version": version, "resource": resource},
                 "name": manifest["metadata"]["name"],
                 "namespace": "bench",
                 "userInfo": {"username": "bench"},

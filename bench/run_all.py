@@ -18,6 +18,7 @@ BENCHMARKS = {
     "data": "data_bench.py",
     "controlplane": "controlplane_bench.py",
     "operator": "operator_bench.py",
+    "peer": "peer_bench.py",
     "failover": "failover_bench.py",
     "faults": "faults_bench.py",
     "node": "node_bench.py",

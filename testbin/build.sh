@@ -2,7 +2,7 @@
 # Build the local control plane binaries from their pinned Go modules.
 #
 #   bash testbin/build.sh            # build what is missing, link into testbin/bin/
-#   bash testbin/build.sh --list     # print the cache dirs this checkout uses
+#   bash testbin/build.sh peer       # only the benchmark's peer operator (bench/, not make test)
 #
 # Each component (k8s, etcd, kwok, helm, kueue; for the real node: node = kubelet + kube-proxy,
 # containerd, coredns, and the pause program testbin/images.sh builds) is its own Go
@@ -84,7 +84,7 @@ build() {
   for t in ${targets}; do
     ln -sfn "${out}/${t%%=*}" "${bin_dir}/${t%%=*}"
   done
-  echo "${out}" >> "${bin_dir}/.cache-dirs.tmp"
+  echo "${out}" >> "${bin_dir}/${cache_dirs_file}.tmp"
 }
 
 mkdir -p "${cache_root}" "${bin_dir}"
@@ -95,7 +95,25 @@ exec 9>"${cache_root}/.lock"
 flock 9
 
 total_start="$(date +%s)"
-rm -f "${bin_dir}/.cache-dirs.tmp"
+
+# The peer of bench/peer_bench.py: Kubeflow training-operator (testbin/peer/go.mod). Built
+# only on request, by the same build() as the control plane: make test never needs it. It
+# records its cache dir in its own list, so .cache-dirs keeps naming the control plane's.
+if [[ "${1:-}" == "peer" ]]; then
+  mode=build cache_dirs_file=.cache-dirs-peer
+  rm -f "${bin_dir}/${cache_dirs_file}.tmp"
+  peer_version="$(required_version "${here}/peer" github.com/kubeflow/training-operator)"
+  build peer "${here}/peer" "training-operator=github.com/kubeflow/training-operator/cmd/training-operator.v1" \
+    "-s -w" "${peer_version}"
+  mv "${bin_dir}/${cache_dirs_file}.tmp" "${bin_dir}/${cache_dirs_file}"
+  echo "testbin: peer ready in ${bin_dir} ($(( $(date +%s) - total_start ))s)"
+  exit 0
+elif [[ $# -gt 0 ]]; then
+  echo "testbin/build.sh: unknown argument '$1' (none builds the control plane; 'peer' the benchmark's peer)" >&2
+  exit 2
+fi
+cache_dirs_file=.cache-dirs
+rm -f "${bin_dir}/${cache_dirs_file}.tmp"
 
 # The components, in build order. Called twice: `mode=plan` only lists the module dirs
 # whose binaries are not cached, `mode=build` builds them.
@@ -172,5 +190,5 @@ mode=build
 components
 [[ -z "${prefetch_pid}" ]] || wait "${prefetch_pid}" || true
 
-mv "${bin_dir}/.cache-dirs.tmp" "${bin_dir}/.cache-dirs"
+mv "${bin_dir}/${cache_dirs_file}.tmp" "${bin_dir}/${cache_dirs_file}"
 echo "testbin: binaries ready in ${bin_dir} ($(( $(date +%s) - total_start ))s)"

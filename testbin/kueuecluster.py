@@ -52,12 +52,13 @@ METRICS_CERT_DIR = Path("kueue/metrics/certs")
 WEBHOOK_GROUPS = {"kueue.x-k8s.io", "batch"}
 
 
-def module_source() -> tuple[str, Path]:
-    """(version, directory) of the pinned Kueue module in GOMODCACHE, downloading it if needed."""
+def module_source(module_dir: Path = MODULE_DIR, module: str = MODULE) -> tuple[str, Path]:
+    """(version, directory) of the module pinned in `module_dir`/go.mod (Kueue's by default)
+    in GOMODCACHE, downloading it if needed."""
     try:
         proc = subprocess.run(
-            ["go", "mod", "download", "-json", MODULE],
-            cwd=MODULE_DIR,
+            ["go", "mod", "download", "-json", module],
+            cwd=module_dir,
             capture_output=True,
             text=True,
             timeout=600,
@@ -65,11 +66,11 @@ def module_source() -> tuple[str, Path]:
         )
     except FileNotFoundError as exc:
         raise RuntimeError(
-            "'go' not found on PATH: Kueue's CRDs are read from its Go module "
-            f"({MODULE_DIR / 'go.mod'}); install Go >= 1.26"
+            f"'go' not found on PATH: {module}'s CRDs are read from its Go module "
+            f"({module_dir / 'go.mod'}); install Go >= 1.26"
         ) from exc
     if proc.returncode != 0:
-        raise RuntimeError(f"go mod download {MODULE} failed: {proc.stderr.strip()}")
+        raise RuntimeError(f"go mod download {module} failed: {proc.stderr.strip()}")
     info = json.loads(proc.stdout)
     return str(info["Version"]), Path(info["Dir"])
 
@@ -111,25 +112,21 @@ def configuration(webhook_port: int, cert_dir: Path, health_port: int, metrics_p
     }
 
 
-def with_etc_overlay(overlay: Path) -> list[str]:
-    """A command prefix running the rest in a private mount namespace whose /etc shows the
-    files under `overlay` on top of the host's (read-only overlayfs; the host is unchanged).
-    unshare without --fork execs in place: the pid (and PR_SET_PDEATHSIG) stay Kueue's."""
+def in_private_mounts(script: str, *args: str) -> list[str]:
+    """A command prefix running shell `script` (with `args` as $1...) in a private mount
+    namespace; the script mounts what it needs and ends with `exec "$@"` on the rest of the
+    command line. unshare without --fork execs in place: the pid (and PR_SET_PDEATHSIG) stay
+    the program's. Mounts made there are invisible to the host."""
     user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    namespace = ["unshare", *user, "--mount", "--propagation", "private", "--"]
+    return [*namespace, "sh", "-c", script, "sh", *args]
+
+
+def with_etc_overlay(overlay: Path) -> list[str]:
+    """A command prefix whose /etc shows the files under `overlay` on top of the host's
+    (read-only overlayfs; the host is unchanged)."""
     script = 'mount -t overlay tftj-kueue -o lowerdir="$1":/etc /etc && shift && exec "$@"'
-    return [
-        "unshare",
-        *user,
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "sh",
-        "-c",
-        script,
-        "sh",
-        str(overlay),
-    ]
+    return in_private_mounts(script, str(overlay))
 
 
 class KueueExited(RuntimeError):

@@ -63,7 +63,7 @@ from typing import Any, TypeVar
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from realnode import NODE_BINARIES, NODE_COMPONENTS, REAL_NODE_LABEL, NodeError, RealNode
 
@@ -233,10 +233,13 @@ def find_kubectl() -> Path:
 # --------------------------------------------------------------------------- PKI
 
 
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
 @dataclass
 class KeyPair:
     cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
+    key: PrivateKey
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -252,10 +255,14 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def make_ca(common_name: str) -> KeyPair:
-    key = _new_key()
+def make_ca(
+    common_name: str, *, dns_names: Sequence[str] = (), key: PrivateKey | None = None
+) -> KeyPair:
+    """A self-signed CA. ``dns_names`` become SANs and ``key`` replaces the EC key, for
+    controllers that check their CA by name and load it as RSA (cert-controller's rotator)."""
+    key = key or _new_key()
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
         .issuer_name(_name(common_name))
@@ -279,9 +286,11 @@ def make_ca(common_name: str) -> KeyPair:
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
     )
-    return KeyPair(cert, key)
+    if dns_names:
+        sans = [x509.DNSName(n) for n in dns_names]
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return KeyPair(builder.sign(key, hashes.SHA256()), key)
 
 
 def issue_cert(
@@ -327,7 +336,7 @@ def pem_cert(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+def pem_key(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,

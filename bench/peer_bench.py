@@ -1,0 +1,463 @@
+#!/usr/bin/env python3
+"""tftj side by side with the Go peer, Kubeflow training-operator (TFJob only), in one run.
+
+Every phase runs on a fresh local control plane (testbin/localcluster.py: the same binaries, kwok
+nodes) with one operator at a time, and creates the same burst: N jobs x W workers whose pods
+kwok holds Running, from 8 parallel `kubectl create` clients, webhooks registered:
+
+- floor: the worker Jobs tftj would create (Indexed, W pods), created directly;
+- tftj: TFTrainingJobs, `tftj operator --workers=16` under its ServiceAccount;
+- tftj, no webhook: the same with its webhook registration removed: the baseline of the
+  admission goal (the create latency of the same burst without the webhook);
+- peer, tuned: training-operator with `--kube-api-qps=200 --kube-api-burst=400
+  --controller-threads=16`; peer, as shipped: its defaults (20/30, 1 thread).
+
+Per phase: create -> all W pods Running (p50/p95/last over jobs), create -> the object admitted
+(p50/p95/last), operator CPU-seconds over the burst and its peak RSS. Phases alternate over
+`--rounds` rounds (the order reverses every round): the machine is shared and noisy, so the
+table gives means and [min-max] ranges. After the tftj and peer phases each webhook is also
+hammered alone: C AdmissionReviews in flight at once over kept-alive connections (as the
+apiserver holds them), p50/p99.
+
+The peer is built from its pinned Go module by `bash testbin/build.sh peer` (run here when
+missing); its CRD and webhook registration are read from the same module (testbin/peeroperator.py).
+Writes the "## Operator vs. the Go peer" section of docs/benchmarks.md.
+
+    python bench/peer_bench.py [--jobs 200 --workers 4 --rounds 2] [--phases tftj,floor] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "testbin"), str(REPO / "operator"), str(REPO / "bench")]
+
+from benchdoc import write_section  # noqa: E402
+from devoperator import (  # noqa: E402
+    WEBHOOK_CONFIG,
+    WEBHOOK_PATH,
+    Admin,
+    OperatorProcess,
+    install,
+    training_job,
+)
+from localcluster import LocalCluster  # noqa: E402
+from operator_bench import (  # noqa: E402
+    HOLD,
+    SMALL,
+    Watcher,
+    admission_review,
+    apply_many,
+    cpu_seconds,
+    floor_job,
+    pct,
+    phase,
+    wait_all,
+    warm_up,
+)
+from peeroperator import (  # noqa: E402
+    JOB_NAME_LABEL,
+    SHIPPED,
+    TUNED,
+    PeerOperator,
+    peer_binary,
+    tfjob,
+)
+
+SECTION = "## Operator vs. the Go peer"
+PHASES = ("floor", "tftj", "tftj-nohook", "peer-tuned", "peer-shipped")
+LABELS = {
+    "floor": "floor: the same Indexed Jobs created directly",
+    "tftj": "tftj as shipped (`--workers=16`)",
+    "tftj-nohook": "tftj, webhook registration removed",
+    "peer-tuned": "training-operator, 16 threads, client QPS 200/400",
+    "peer-shipped": "training-operator as shipped (QPS 20/30, 1 thread)",
+}
+NAMESPACE = "bench"
+
+
+def peak_rss(pid: int) -> float:
+    """VmHWM of `pid` in MiB: the most it held since it started."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# ---- the webhook alone
+
+
+def hammer(
+    url: str, cafile: Path | None, cadata: bytes | None, body: bytes, concurrency: int, total: int
+) -> list[float]:
+    """Latencies (s) of `total` POSTs of `body` with `concurrency` in flight at any time, over
+    kept-alive TLS connections (opened by a warm-up round first, not counted)."""
+    ctx = ssl.create_default_context(
+        cafile=str(cafile) if cafile else None, cadata=cadata.decode() if cadata else None
+    )
+
+    async def run() -> list[float]:
+        connector = aiohttp.TCPConnector(limit=concurrency, ssl=ctx)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            latencies: list[float] = []
+
+            async def one() -> None:
+                started = time.perf_counter()
+                async with session.post(
+                    url, data=body, headers={"Content-Type": "application/json"}
+                ) as resp:
+                    answer = await resp.json(content_type=None)
+                if not answer["response"]["allowed"]:
+                    raise RuntimeError(f"the webhook denied the benchmark's review: {answer}")
+                latencies.append(time.perf_counter() - started)
+
+            async def worker(count: int) -> None:
+                for _ in range(count):
+                    await one()
+
+            await asyncio.gather(*(one() for _ in range(concurrency)))  # warm-up
+            latencies.clear()
+            share = [total // concurrency + (i < total % concurrency) for i in range(concurrency)]
+            await asyncio.gather(*(worker(n) for n in share))
+            return latencies
+
+    return asyncio.run(run())
+
+
+def tfjob_review(workers: int) -> bytes:
+    manifest = {**tfjob("hook", workers, HOLD, SMALL)}
+    manifest["metadata"] = {"name": "hook", "namespace": NAMESPACE}
+    return admission_review(manifest, group="kubeflow.org", version="v1", kind="TFJob")
+
+
+# ---- phases
+
+
+def burst(
+    admin: Admin,
+    watcher: Watcher,
+    names: list[str],
+    manifests: list[dict[str, Any]],
+    pid: int | None,
+    timeout: float,
+) -> dict[str, Any]:
+    """Create `manifests` at once; the latencies per job, and `pid`'s CPU over the burst."""
+    cpu0 = cpu_seconds(pid) if pid else 0.0
+    load0 = os.getloadavg()[0]
+    t0 = apply_many(admin, NAMESPACE, manifests)
+    created = time.monotonic() - t0
+    wait_all(watcher, len(names), timeout)
+    result: dict[str, Any] = phase(watcher, t0, names)
+    admitted = [
+        (watcher.admitted.get(n) or watcher.job_seen.get(n, float("nan"))) - t0 for n in names
+    ]
+    result.update(
+        admitted_p50=pct(admitted, 50),
+        admitted_p95=pct(admitted, 95),
+        admitted_last=max(admitted),
+        create_calls=created,
+        filled=watcher.filled,
+        load=load0,
+    )
+    if pid:
+        result.update(cpu=cpu_seconds(pid) - cpu0, rss=peak_rss(pid))
+    watcher.stop()
+    return result
+
+
+def floor_phase(admin: Admin, names: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    watcher = Watcher(admin, NAMESPACE, args.workers, "bench/job")
+    watcher.start()
+    jobs = [floor_job(n, args.workers) for n in names]
+    return burst(admin, watcher, names, jobs, None, args.timeout)
+
+
+def tftj_phase(
+    admin: Admin, names: list[str], args: argparse.Namespace, state: Path, *, webhook: bool
+) -> dict[str, Any]:
+    install(admin)
+    proc = OperatorProcess(admin, state / "operator", ["--workers=16"])
+    try:
+        proc.start(die_with_parent=True)
+        assert proc.process is not None
+        warm_up(admin)
+        if not webhook:
+            admin("delete", "validatingwebhookconfiguration", WEBHOOK_CONFIG)
+        watcher = Watcher(admin, NAMESPACE, args.workers, "tftj.dev/job-name")
+        watcher.start("tftrainingjobs")
+        manifests = [
+            training_job(
+                n,
+                replicas=args.workers,
+                run_seconds=None,
+                pod_labels=HOLD,
+                workers={"resources": SMALL},
+            )
+            for n in names
+        ]
+        result = burst(admin, watcher, names, manifests, proc.process.pid, args.timeout)
+        if webhook:
+            body = admission_review(training_job("hook", replicas=args.workers, run_seconds=None))
+            url = f"https://127.0.0.1:{proc.webhook_port}{WEBHOOK_PATH}"
+            result["hook"] = hammer(
+                url, proc.cert_dir / "ca.crt", None, body, args.concurrency, args.requests
+            )
+        return result
+    finally:
+        proc.stop()
+
+
+def peer_warm_up(admin: Admin) -> None:
+    """One TFJob end to end first (its one pod Running), as warm_up() does for tftj."""
+    admin("create", "namespace", "bench-warmup")
+    admin(
+        "create", "-n", "bench-warmup", "-f", "-", input=json.dumps(tfjob("warmup", 1, HOLD, SMALL))
+    )
+    selector = f"{JOB_NAME_LABEL}=warmup"
+    deadline = time.monotonic() + 120
+    while (
+        "Running"
+        not in admin(
+            "get",
+            "pods",
+            "-n",
+            "bench-warmup",
+            "-l",
+            selector,
+            "-o",
+            "jsonpath={.items[*].status.phase}",
+        ).stdout
+    ):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the peer's warm-up TFJob never ran")
+        time.sleep(0.5)
+
+
+def peer_phase(
+    admin: Admin,
+    names: list[str],
+    args: argparse.Namespace,
+    state: Path,
+    flags: dict[str, int],
+) -> dict[str, Any]:
+    peer = PeerOperator(admin.kubeconfig, state / "peer", peer_binary(), flags=dict(flags))
+    try:
+        peer.start()
+        assert peer.process is not None
+        peer_warm_up(admin)
+        watcher = Watcher(admin, NAMESPACE, args.workers, JOB_NAME_LABEL)
+        watcher.start("tfjobs")
+        manifests = [tfjob(n, args.workers, HOLD, SMALL) for n in names]
+        result = burst(admin, watcher, names, manifests, peer.process.pid, args.timeout)
+        result["version"] = peer.version
+        if flags == TUNED:
+            url = f"https://127.0.0.1:{peer.webhook_port}/validate-kubeflow-org-v1-tfjob"
+            result["hook"] = hammer(
+                url,
+                None,
+                peer.ca_bundle,
+                tfjob_review(args.workers),
+                args.concurrency,
+                args.requests,
+            )
+        return result
+    finally:
+        peer.stop()
+
+
+def run_phase(name: str, args: argparse.Namespace, state: Path) -> dict[str, Any]:
+    names = [f"b{i:03d}" for i in range(args.jobs)]
+    with LocalCluster(state / "cluster", die_with_parent=True) as cluster:
+        admin = Admin(cluster.kubeconfig)
+        admin("create", "namespace", NAMESPACE)
+        if name == "floor":
+            return floor_phase(admin, names, args)
+        if name in ("tftj", "tftj-nohook"):
+            return tftj_phase(admin, names, args, state, webhook=name == "tftj")
+        return peer_phase(admin, names, args, state, TUNED if name == "peer-tuned" else SHIPPED)
+
+
+# ---- the table
+
+
+def summary(values: list[float], fmt: str = "{:.1f}") -> str:
+    """Mean and, over more than one round, the [min-max] range."""
+    values = [v for v in values if v == v]  # drop NaN
+    if not values:
+        return "-"
+    text = fmt.format(statistics.fmean(values))
+    if len(values) > 1:
+        text += f" [{fmt.format(min(values))}-{fmt.format(max(values))}]"
+    return text
+
+
+def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> str:
+    def col(name: str, key: str) -> list[float]:
+        return [float(r[key]) for r in results.get(name, []) if key in r]
+
+    def mean(name: str, key: str) -> float:
+        values = col(name, key)
+        return statistics.fmean(values) if values else float("nan")
+
+    def ratio(name: str, key: str, base: str) -> str:
+        value = mean(name, key) / mean(base, key)
+        return "-" if value != value else f"{value:.2f}x"
+
+    version = next((r["version"] for rs in results.values() for r in rs if "version" in r), "?")
+    loads = [r["load"] for rs in results.values() for r in rs]
+    lines = [
+        SECTION,
+        "",
+        f"`bench/peer_bench.py` — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.node()}, {os.cpu_count()} CPUs. {args.jobs} jobs x {args.workers} workers "
+        f"created at once (8 parallel `kubectl create`), pods held Running by kwok; one operator "
+        f"at a time, each phase on a fresh local control plane (kube-apiserver 1.36, etcd, kwok), "
+        f"webhooks registered unless said. The peer is Kubeflow training-operator {version} "
+        f"(TFJob only) built from its Go module (`bash testbin/build.sh peer`). "
+        f"{args.rounds} round(s), phase order reversed every round; mean [min-max] over rounds. "
+        f"Load average (1 min) at the bursts' starts: {min(loads):.1f}-{max(loads):.1f} "
+        "(the machine is shared).",
+        "",
+        "| create -> all workers Running, s | p50 | p95 | last | operator CPU-s | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in PHASES:
+        if name not in results:
+            continue
+        lines.append(
+            f"| {LABELS[name]} | {summary(col(name, 'running_p50'))} | "
+            f"{summary(col(name, 'running_p95'))} | {summary(col(name, 'last_running'))} | "
+            f"{summary(col(name, 'cpu'))} | {summary(col(name, 'rss'), '{:.0f}')} |"
+        )
+    lines += ["", "Ratios of the means (lower is better for tftj):", ""]
+    lines += [
+        "| tftj vs. | p50 | p95 | last | CPU-s | peak RSS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for base in ("floor", "peer-tuned", "peer-shipped"):
+        if base in results and "tftj" in results:
+            keys = ("running_p50", "running_p95", "last_running", "cpu", "rss")
+            lines.append(
+                f"| {LABELS[base].split(':')[0]} | "
+                + " | ".join(ratio("tftj", k, base) for k in keys)
+                + " |"
+            )
+    lines += [
+        "",
+        "Admission: create -> the object exists (admitted), same burst, s:",
+        "",
+        "| phase | p50 | p95 | last | the 8 `kubectl create` calls |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in PHASES:
+        if name in results:
+            lines.append(
+                f"| {LABELS[name]} | {summary(col(name, 'admitted_p50'), '{:.2f}')} | "
+                f"{summary(col(name, 'admitted_p95'), '{:.2f}')} | "
+                f"{summary(col(name, 'admitted_last'), '{:.2f}')} | "
+                f"{summary(col(name, 'create_calls'), '{:.2f}')} |"
+            )
+    if "tftj" in results and "tftj-nohook" in results:
+        lines += [
+            "",
+            "Goal: admission adds <= 20% to the create latency of the burst without the webhook. "
+            f"Measured: p50 {ratio('tftj', 'admitted_p50', 'tftj-nohook')}, "
+            f"p95 {ratio('tftj', 'admitted_p95', 'tftj-nohook')}, "
+            f"last {ratio('tftj', 'admitted_last', 'tftj-nohook')} "
+            "(with / without).",
+        ]
+    hooks = {n: [x for r in results.get(n, []) for x in r.get("hook", [])] for n in PHASES}
+    if any(hooks.values()):
+        lines += [
+            "",
+            f"The webhook alone: {args.requests} AdmissionReviews per round, {args.concurrency} in "
+            "flight at any time over kept-alive HTTPS connections (a Python asyncio client on "
+            "the same 2 cores), ms. Goal for tftj: p99 < 25 ms.",
+            "",
+            "| webhook | p50 | p95 | p99 | max |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, values in hooks.items():
+            if values:
+                lines.append(
+                    f"| {LABELS[name].split(',')[0].split(' as ')[0]} | "
+                    + " | ".join(f"{pct(values, q) * 1000:.1f}" for q in (50, 95, 99, 100))
+                    + " |"
+                )
+    filled = {n: sum(r["filled"] for r in rs) for n, rs in results.items()}
+    if any(filled.values()):
+        lines += [
+            "",
+            "A kubectl watch missed events in: "
+            + ", ".join(f"{n} ({v} records)" for n, v in filled.items() if v)
+            + "; those were filled in by a listing, so those phases read late.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def ensure_peer_built() -> None:
+    if not peer_binary().exists():
+        subprocess.run(["bash", str(REPO / "testbin" / "build.sh"), "peer"], check=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--from-json", type=Path, help="render figures of an earlier run")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    chosen = [p for p in PHASES if p in args.phases.split(",")]
+    unknown = set(args.phases.split(",")) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phase(s) {sorted(unknown)}; known: {', '.join(PHASES)}")
+
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+    else:
+        if any(p.startswith("peer") for p in chosen):
+            ensure_peer_built()
+        results = {}
+        for round_no in range(args.rounds):
+            order = chosen if round_no % 2 == 0 else chosen[::-1]
+            for name in order:
+                state = Path(tempfile.mkdtemp(prefix=f"tftj-bench-peer-{name}-"))
+                print(f"bench: round {round_no + 1}, {name}", file=sys.stderr, flush=True)
+                try:
+                    results.setdefault(name, []).append(run_phase(name, args, state))
+                finally:
+                    shutil.rmtree(state, ignore_errors=True)
+        if args.json:
+            args.json.write_text(json.dumps(results))
+    text = render(results, args)
+    print(text)
+    if not args.no_write:
+        print(f"written to {write_section(SECTION, text)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
