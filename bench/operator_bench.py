@@ -364,6 +364,19 @@ def dry_run_latencies(admin: Admin, namespace: str, concurrency: int, total: int
         return list(pool.map(one, range(total)))
 
 
+def baseline_tree(revision: str, into: Path) -> Path:
+    """The `operator/` directory of git `revision`, exported to `into`: an operator run from
+    its own source in the same run (and one that edits to the checkout cannot change)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", revision, "operator"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "operator"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200)

@@ -13,7 +13,9 @@ kwok holds Running, from 8 parallel `kubectl create` clients, webhooks registere
   --controller-threads=16`; peer, as shipped: its defaults (20/30, 1 thread).
 
 Per phase: create -> all W pods Running (p50/p95/last over jobs), create -> the object admitted
-(p50/p95/last), operator CPU-seconds over the burst and its peak RSS. Phases alternate over
+(p50/p95/last), operator CPU-seconds over the burst and its peak RSS (summed over its processes:
+tftj's webhook has one of its own). `--baseline REV` adds tftj at git revision REV, run from its
+own source: before and after a change in the same run. Phases alternate over
 `--rounds` rounds (the order reverses every round): the machine is shared and noisy, so the
 table gives means and [min-max] ranges. After the tftj and peer phases each webhook is also
 hammered alone: C AdmissionReviews in flight at once over kept-alive connections (as the
@@ -65,6 +67,7 @@ from operator_bench import (  # noqa: E402
     Watcher,
     admission_review,
     apply_many,
+    baseline_tree,
     cpu_seconds,
     floor_job,
     pct,
@@ -82,9 +85,10 @@ from peeroperator import (  # noqa: E402
 )
 
 SECTION = "## Operator vs. the Go peer"
-PHASES = ("floor", "tftj", "tftj-nohook", "peer-tuned", "peer-shipped")
+PHASES = ("floor", "tftj-base", "tftj", "tftj-nohook", "peer-tuned", "peer-shipped")
 LABELS = {
     "floor": "floor: the same Indexed Jobs created directly",
+    "tftj-base": "tftj before (`--baseline`)",
     "tftj": "tftj as shipped (`--workers=16`)",
     "tftj-nohook": "tftj, webhook registration removed",
     "peer-tuned": "training-operator, 16 threads, client QPS 200/400",
@@ -93,12 +97,28 @@ LABELS = {
 NAMESPACE = "bench"
 
 
+def tree(pid: int) -> list[int]:
+    """`pid` and its descendants (tftj's webhook runs in a child process)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            pids += tree(int(child))
+    return pids
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU-seconds of `pid` and its live descendants."""
+    return sum(cpu_seconds(p) for p in tree(pid))
+
+
 def peak_rss(pid: int) -> float:
-    """VmHWM of `pid` in MiB: the most it held since it started."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Sum of VmHWM (the most each held since it started) of `pid` and its descendants, MiB."""
+    total = 0.0
+    for p in tree(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 # ---- the webhook alone
@@ -159,7 +179,7 @@ def burst(
     timeout: float,
 ) -> dict[str, Any]:
     """Create `manifests` at once; the latencies per job, and `pid`'s CPU over the burst."""
-    cpu0 = cpu_seconds(pid) if pid else 0.0
+    cpu0 = tree_cpu(pid) if pid else 0.0
     load0 = os.getloadavg()[0]
     t0 = apply_many(admin, NAMESPACE, manifests)
     created = time.monotonic() - t0
@@ -177,7 +197,7 @@ def burst(
         load=load0,
     )
     if pid:
-        result.update(cpu=cpu_seconds(pid) - cpu0, rss=peak_rss(pid))
+        result.update(cpu=tree_cpu(pid) - cpu0, rss=peak_rss(pid))
     watcher.stop()
     return result
 
@@ -190,10 +210,16 @@ def floor_phase(admin: Admin, names: list[str], args: argparse.Namespace) -> dic
 
 
 def tftj_phase(
-    admin: Admin, names: list[str], args: argparse.Namespace, state: Path, *, webhook: bool
+    admin: Admin,
+    names: list[str],
+    args: argparse.Namespace,
+    state: Path,
+    *,
+    webhook: bool,
+    source: Path | None = None,
 ) -> dict[str, Any]:
     install(admin)
-    proc = OperatorProcess(admin, state / "operator", ["--workers=16"])
+    proc = OperatorProcess(admin, state / "operator", ["--workers=16"], source_dir=source)
     try:
         proc.start(die_with_parent=True)
         assert proc.process is not None
@@ -291,6 +317,8 @@ def run_phase(name: str, args: argparse.Namespace, state: Path) -> dict[str, Any
             return floor_phase(admin, names, args)
         if name in ("tftj", "tftj-nohook"):
             return tftj_phase(admin, names, args, state, webhook=name == "tftj")
+        if name == "tftj-base":
+            return tftj_phase(admin, names, args, state, webhook=True, source=args.baseline_dir)
         return peer_phase(admin, names, args, state, TUNED if name == "peer-tuned" else SHIPPED)
 
 
@@ -335,7 +363,7 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         f"Load average (1 min) at the bursts' starts: {min(loads):.1f}-{max(loads):.1f} "
         "(the machine is shared).",
         "",
-        "| create -> all workers Running, s | p50 | p95 | last | operator CPU-s | peak RSS MiB |",
+        "| create -> all workers Running, s | p50 | p95 | last | operator CPU-s | peak RSS, MiB |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name in PHASES:
@@ -351,7 +379,7 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         "| tftj vs. | p50 | p95 | last | CPU-s | peak RSS |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for base in ("floor", "peer-tuned", "peer-shipped"):
+    for base in ("floor", "tftj-base", "peer-tuned", "peer-shipped"):
         if base in results and "tftj" in results:
             keys = ("running_p50", "running_p95", "last_running", "cpu", "rss")
             lines.append(
@@ -374,15 +402,16 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
                 f"{summary(col(name, 'admitted_last'), '{:.2f}')} | "
                 f"{summary(col(name, 'create_calls'), '{:.2f}')} |"
             )
-    if "tftj" in results and "tftj-nohook" in results:
-        lines += [
-            "",
-            "Goal: admission adds <= 20% to the create latency of the burst without the webhook. "
-            f"Measured: p50 {ratio('tftj', 'admitted_p50', 'tftj-nohook')}, "
-            f"p95 {ratio('tftj', 'admitted_p95', 'tftj-nohook')}, "
-            f"last {ratio('tftj', 'admitted_last', 'tftj-nohook')} "
-            "(with / without).",
-        ]
+    for name in ("tftj", "tftj-base"):
+        if name in results and "tftj-nohook" in results:
+            lines += [
+                "",
+                f"Goal: admission adds <= 20% to the create latency of the burst without the "
+                f"webhook. {LABELS[name]}, with / without: "
+                f"p50 {ratio(name, 'admitted_p50', 'tftj-nohook')}, "
+                f"p95 {ratio(name, 'admitted_p95', 'tftj-nohook')}, "
+                f"last {ratio(name, 'admitted_last', 'tftj-nohook')}.",
+            ]
     hooks = {n: [x for r in results.get(n, []) for x in r.get("hook", [])] for n in PHASES}
     if any(hooks.values()):
         lines += [
@@ -426,21 +455,35 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run the operator of git revision REV (phase tftj-base): before/after",
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw figures here (each phase)")
     parser.add_argument("--from-json", type=Path, help="render figures of an earlier run")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     chosen = [p for p in PHASES if p in args.phases.split(",")]
+    if not args.baseline:
+        chosen = [p for p in chosen if p != "tftj-base"]
     unknown = set(args.phases.split(",")) - set(PHASES)
     if unknown:
         parser.error(f"unknown phase(s) {sorted(unknown)}; known: {', '.join(PHASES)}")
 
     if args.from_json:
-        results = json.loads(args.from_json.read_text())
+        saved = json.loads(args.from_json.read_text())
+        LABELS.update(saved["labels"])
+        results = saved["results"]
     else:
         if any(p.startswith("peer") for p in chosen):
             ensure_peer_built()
         results = {}
+        if args.baseline:
+            args.baseline_dir = baseline_tree(
+                args.baseline, Path(tempfile.mkdtemp(prefix="tftj-bench-base-")) / "tree"
+            )
+            LABELS["tftj-base"] = f"tftj at {args.baseline}"
         for round_no in range(args.rounds):
             order = chosen if round_no % 2 == 0 else chosen[::-1]
             for name in order:
@@ -450,8 +493,10 @@ def main() -> int:
                     results.setdefault(name, []).append(run_phase(name, args, state))
                 finally:
                     shutil.rmtree(state, ignore_errors=True)
-        if args.json:
-            args.json.write_text(json.dumps(results))
+                if args.json:  # after every phase: an interrupted run can still be rendered
+                    args.json.write_text(json.dumps({"labels": LABELS, "results": results}))
+        if args.baseline:
+            shutil.rmtree(args.baseline_dir.parents[1], ignore_errors=True)
     text = render(results, args)
     print(text)
     if not args.no_write:

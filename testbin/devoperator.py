@@ -234,6 +234,9 @@ class OperatorProcess:
     webhook_port: int = 0
     metrics_port: int = 0
     liveness_port: int = 0
+    #: the directory holding the `tftj` package to run (default: this checkout's operator/);
+    #: benchmarks point it at an older tree to measure before and after in one run
+    source_dir: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -287,7 +290,8 @@ class OperatorProcess:
             self.admin, self.state_dir / "operator.kubeconfig", self.api_server
         )
         log = self.log_file.open("ab")
-        env = {**os.environ, "PYTHONPATH": str(REPO_DIR / "operator"), "PYTHONUNBUFFERED": "1"}
+        source = self.source_dir or REPO_DIR / "operator"
+        env = {**os.environ, "PYTHONPATH": str(source), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             self.command(kubeconfig),
             stdout=log,
