@@ -7,7 +7,9 @@ machine and date. A fault's test asserts convergence and that nothing was lost (
 or missing worker Job, no update missed, status as expected), so "converged" below means that
 every one of those assertions held in that round.
 
-    python bench/faults_bench.py --rounds 3
+    python bench/faults_bench.py --rounds 3 [--burst 50]
+
+`--burst` sets the jobs per control-plane burst (TFTJ_FAULT_BURST; `make test` uses 20).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ HEADING = "## Measured"
 
 @dataclass(frozen=True)
 class Fault:
-    test: str  # pytest node id below tests/cluster/
+    test: str  # pytest node id below tests/
     fault: str
     injected: str
     converged: str  # what the test checks converged / was not lost
@@ -42,59 +44,82 @@ class Fault:
 
 FAULTS = [
     Fault(
-        "test_faults_controlplane.py::test_apiserver_restarted_mid_burst",
+        "cluster/test_faults_controlplane.py::test_apiserver_restarted_mid_burst",
         "kube-apiserver restarted mid-burst",
-        "SIGTERM + restart on its port (LocalCluster.restart_component) after the first of 20 "
-        "jobs started; 5 more applied once it answers",
-        "25/25 jobs Succeeded on attempt 0; one worker Job, 2 pods, 1 ConfigMap each; same "
-        "operator process",
+        "SIGTERM + restart on its port (LocalCluster.restart_component) after the first of "
+        "{burst} jobs started; {late} more applied once it answers",
+        "{total}/{total} jobs Succeeded on attempt 0; one worker Job, 2 pods, 1 ConfigMap each; "
+        "same operator process",
     ),
     Fault(
-        "test_faults_controlplane.py::test_etcd_restarted_mid_burst[etcd]",
+        "cluster/test_faults_controlplane.py::test_etcd_restarted_mid_burst[etcd]",
         "etcd killed and restarted",
         "SIGKILL, restart with the same data dir; apiserver left running",
-        "20/20 jobs Succeeded on attempt 0, nothing duplicated",
+        "{burst}/{burst} jobs Succeeded on attempt 0, nothing duplicated",
     ),
     Fault(
-        "test_faults_controlplane.py::test_etcd_restarted_mid_burst[etcd+apiserver]",
+        "cluster/test_faults_controlplane.py::test_etcd_restarted_mid_burst[etcd+apiserver]",
         "etcd and kube-apiserver restarted",
         "apiserver stopped, etcd SIGKILLed, both started again",
-        "20/20 jobs Succeeded on attempt 0, nothing duplicated",
+        "{burst}/{burst} jobs Succeeded on attempt 0, nothing duplicated",
     ),
     Fault(
-        "test_faults_controlplane.py::test_webhook_unreachable_refuses_then_accepts",
+        "cluster/test_faults_controlplane.py::test_webhook_unreachable_refuses_then_accepts",
         "webhook unreachable (operator down)",
         "operator stopped, its ValidatingWebhookConfiguration (failurePolicy Fail) kept",
         "apply refused naming the webhook; nothing created; accepted after restart",
     ),
     Fault(
-        "test_faults_controlplane.py::"
+        "cluster/test_faults_controlplane.py::"
         "test_without_the_webhook_cel_still_guards_the_schema_and_the_operator_the_rest",
         "webhook bypassed (registration deleted)",
         "ValidatingWebhookConfiguration deleted",
         "CEL refuses what it expresses; the operator refuses (InvalidSpec) the rest, no worker",
     ),
     Fault(
-        "test_faults_controlplane.py::test_operator_partitioned_longer_than_its_watch_timeouts_recovers",
+        "cluster/test_faults_controlplane.py::test_operator_partitioned_longer_than_its_watch_timeouts_recovers",
         "operator partitioned from the apiserver",
         "loopback forwarder drops all packets (testbin/tcpforward.py) until the operator "
         "reconnected 3 times (watch timeout 6 s)",
         "a job created and 2 finished while cut off: all 3 Succeeded after heal, no duplicate",
     ),
     Fault(
-        "test_faults_nodes.py::test_evicted_worker_is_a_disruption_not_charged_to_backoff_limit",
+        "cluster/test_faults_nodes.py::test_evicted_worker_is_a_disruption_not_charged_to_backoff_limit",
         "worker evicted",
         "Eviction API (pods/eviction) on one running worker; backoffLimit 0",
         "group restarted (disruptions 1, restarts 0), then Succeeded",
     ),
     Fault(
-        "test_faults_nodes.py::test_node_lost_with_workers_restarts_the_group_elsewhere",
+        "cluster/test_faults_nodes.py::test_node_lost_with_workers_restarts_the_group_elsewhere",
         "node lost with workers on it",
         "kwok Node(s) holding the workers deleted; backoffLimit 0",
         "PodGC ends the pods; group restarted on the remaining node (disruptions 1, restarts 0)",
     ),
     Fault(
-        "test_faults_nodes.py::test_unschedulable_workers_end_at_the_deadline_saying_why",
+        "cluster/test_faults_nodes.py::"
+        "test_node_not_ready_with_workers_restarts_the_group_once_its_pods_are_gone",
+        "node NotReady with workers on it (kubelet gone)",
+        "kwok stops playing the node, Ready=False; workers tolerate not-ready for 1 s; then the "
+        "out-of-service taint",
+        "disruption counted at eviction (restarts 0); no new group while the old pods are "
+        "Terminating; after the taint, group restarted on the nodes left, Succeeded",
+    ),
+    Fault(
+        "trainer/test_storage_full.py::test_full_storage_fails_at_once_naming_the_storage",
+        "storage full (trainer)",
+        "256 KiB tmpfs as the job's storage",
+        "exit 6 STORAGE_FULL (not retried) within the timeout, one line naming the file and "
+        "spec.storage.size; no traceback",
+    ),
+    Fault(
+        "trainer/test_resume.py::"
+        "test_chief_killed_during_a_save_resumes_from_the_last_complete_checkpoint",
+        "chief SIGKILLed during a checkpoint save (trainer)",
+        "SIGKILL while ckpt-N_temp exists",
+        "next attempt resumes from ckpt-(N-1) and trains to the end",
+    ),
+    Fault(
+        "cluster/test_faults_nodes.py::test_unschedulable_workers_end_at_the_deadline_saying_why",
         "workers never schedulable",
         "16 GPUs per worker on 8-GPU nodes; activeDeadlineSeconds 5",
         "Failed DeadlineExceeded with the scheduler's message; worker Job removed",
@@ -105,7 +130,7 @@ FAULTS = [
 def run_round(env: dict[str, str], index: int) -> dict[str, tuple[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "junit.xml"
-        ids = [f"tests/cluster/{f.test}" for f in FAULTS]
+        ids = [f"tests/{f.test}" for f in FAULTS]
         subprocess.run(
             [
                 sys.executable,
@@ -140,8 +165,15 @@ def run_round(env: dict[str, str], index: int) -> dict[str, tuple[str, float]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--burst", type=int, default=50, help="jobs per control-plane burst")
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'operator'}:{REPO / 'trainer_image'}"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO / 'operator'}:{REPO / 'trainer_image'}",
+        "TFTJ_FAULT_BURST": str(args.burst),
+    }
+    sizes = {"burst": args.burst, "late": max(1, args.burst // 4)}
+    sizes["total"] = sizes["burst"] + sizes["late"]
     outcomes: dict[str, list[str]] = defaultdict(list)
     began = time.monotonic()
     for i in range(args.rounds):
@@ -155,8 +187,8 @@ def main() -> int:
         name = fault.test.split("::", 1)[1]
         got = outcomes.get(name, [])
         rows.append(
-            f"| {fault.fault} | {fault.injected} | {len(got)} | "
-            f"{sum(o == 'passed' for o in got)}/{len(got)} | {fault.converged} |"
+            f"| {fault.fault} | {fault.injected.format(**sizes)} | {len(got)} | "
+            f"{sum(o == 'passed' for o in got)}/{len(got)} | {fault.converged.format(**sizes)} |"
         )
     body = "\n".join(
         [

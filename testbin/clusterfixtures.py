@@ -30,8 +30,9 @@ STASH_NAMESPACE = pytest.StashKey[str]()
 def session_cluster(
     request: pytest.FixtureRequest, hint: str, **options: Any
 ) -> Iterator[LocalCluster]:
-    """Start a LocalCluster for the session (``options`` go to LocalCluster), yield it,
-    stop it. A missing binary or prerequisite fails the session with ``hint``."""
+    """Start a LocalCluster for the fixture's scope (the session, or a module whose faults
+    must not break the session's cluster; ``options`` go to LocalCluster), yield it, stop it.
+    A missing binary or prerequisite fails the fixture with ``hint``."""
     bin_dir = os.environ.get("TFTJ_TESTBIN_BIN")
     CLUSTERS_ROOT.mkdir(parents=True, exist_ok=True)
     reap_stale_clusters(CLUSTERS_ROOT)
@@ -41,8 +42,9 @@ def session_cluster(
             f"binaries missing from {bin_dir or 'testbin/bin'}: {', '.join(missing)}. {hint}",
             pytrace=False,
         )
-    state_dir = Path(tempfile.mkdtemp(prefix="session-", dir=CLUSTERS_ROOT))
+    state_dir = Path(tempfile.mkdtemp(prefix=f"{request.scope}-", dir=CLUSTERS_ROOT))
     local = LocalCluster(state_dir, bin_dir=bin_dir, die_with_parent=True, **options)
+    outer = request.config.stash.get(STASH_CLUSTER, None)
     request.config.stash[STASH_CLUSTER] = local
     try:
         local.start()
@@ -51,7 +53,11 @@ def session_cluster(
         local.stop()
         shutil.rmtree(state_dir, ignore_errors=True)
         pytest.fail(f"local cluster failed to start: {exc}\n{logs}", pytrace=False)
-    yield local
+    try:
+        yield local
+    finally:
+        if outer is not None:  # a module's own cluster ends: failures report the session's again
+            request.config.stash[STASH_CLUSTER] = outer
     if os.environ.get("TFTJ_KEEP_CLUSTER") == "1":
         print(
             f"\nTFTJ_KEEP_CLUSTER=1: cluster state left in {state_dir}; "

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from clusterkit import Kubectl, wait_for
 from devoperator import training_job
-from localcluster import HOLD_LABEL, NodeSpec
+from localcluster import HOLD_LABEL, KWOK_NODE_ANNOTATION, LocalCluster, NodeSpec
 
 TIMEOUT = 150
 
@@ -124,3 +124,74 @@ def test_unschedulable_workers_end_at_the_deadline_saying_why(k: Kubectl) -> Non
         60,
         message="the worker Job removed",
     )
+
+
+def test_node_not_ready_with_workers_restarts_the_group_once_its_pods_are_gone(
+    k: Kubectl, pool: tuple[str, list[str]], cluster: LocalCluster
+) -> None:
+    """A node stops answering (its kubelet dead: kwok stops playing it, Ready=False) with
+    workers on it. The workers are evicted (here after 1 s of not-ready instead of the default
+    300 s) and counted as a disruption, but their pods stay Terminating: nothing can confirm
+    they stopped, and a new group must never train next to a possibly live old one. The status
+    says what it waits for. When the node is declared out of service (the documented
+    non-graceful node shutdown taint) the pod GC removes them and the group restarts on the
+    nodes left, without being charged to backoffLimit."""
+    pool_name, _ = pool
+    job = training_job("notready", run_seconds=None, pod_labels={HOLD_LABEL: "true"})
+    job["spec"]["workers"]["podTemplate"]["nodeSelector"] = {"testbin.tftj.dev/pool": pool_name}
+    job["spec"]["workers"]["podTemplate"]["tolerations"] = [
+        {
+            "key": "node.kubernetes.io/not-ready",
+            "operator": "Exists",
+            "effect": "NoExecute",
+            "tolerationSeconds": 1,
+        }
+    ]
+    job["spec"]["runPolicy"] = {"backoffLimit": 0}
+    k("apply", "-f", "-", input=json.dumps(job))
+    dead = sorted({p["spec"]["nodeName"] for p in wait_running(k, "notready", 0)})
+    admin = k.with_namespace(None)
+    for node in dead:
+        admin("annotate", "node", node, f"{KWOK_NODE_ANNOTATION[0]}-")
+    # kwok lets go of a node only when it lists the nodes again (it ignores the annotation's
+    # removal): from then on nothing renews the node's lease or plays its pods, a dead kubelet.
+    cluster.restart_component("kwok")
+    for node in dead:
+        ready = next(
+            c for c in admin.get("node", node)["status"]["conditions"] if c["type"] == "Ready"
+        )
+        not_ready = {**ready, "status": "False", "reason": "KubeletNotReady"}
+        patch = {"status": {"conditions": [not_ready]}}
+        admin("patch", "node", node, "--subresource=status", "-p", json.dumps(patch))
+
+    wait_for(
+        lambda: status_of(k, "notready").get("disruptions") == 1,
+        TIMEOUT,
+        message=lambda: json.dumps(status_of(k, "notready"), indent=1),
+    )
+    status = status_of(k, "notready")
+    assert status["restarts"] == 0
+    assert "DeletionByTaintManager" in status["lastFailure"]["message"], status["lastFailure"]
+    # The evicted pods cannot finish terminating: no new group meanwhile, and the status says why.
+    waiting = wait_for(
+        lambda: next(
+            (
+                c
+                for c in status_of(k, "notready").get("conditions") or []
+                if c.get("reason") == "StoppingPreviousAttempt"
+            ),
+            None,
+        ),
+        60,
+        message="the condition saying the restart waits for the old pods",
+    )
+    assert "waiting for 2 worker pod(s)" in waiting["message"], waiting
+    assert running_pods(k, "notready", 1) == []
+
+    for node in dead:
+        admin("taint", "node", node, "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute")
+    new_nodes = {p["spec"]["nodeName"] for p in wait_running(k, "notready", 1)}
+    assert not new_nodes & set(dead), "the new group runs on the nodes that are left"
+    release(k, "notready")
+    wait_for(lambda: status_of(k, "notready").get("phase") == "Succeeded", TIMEOUT, message="done")
+    assert (status_of(k, "notready")["attempt"], status_of(k, "notready")["restarts"]) == (1, 0)

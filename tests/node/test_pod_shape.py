@@ -8,7 +8,9 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from chartoperator import ChartOperator
 from clusterkit import Kubectl, wait_job_phase
+from devoperator import training_job
 from localcluster import LocalCluster
 from realnode import NODE_NAME, REAL_NODE_LABEL
 
@@ -72,3 +74,32 @@ def test_gpu_worker_runs_on_the_real_node_on_cpu(k: Kubectl, gpu_node: str) -> N
     assert any(t.get("key") == GPU for t in pod["spec"].get("tolerations", []))
     log = k("logs", pod["metadata"]["name"]).stdout
     assert "gpusPerWorker is 1 but 0 GPU(s) are visible" in log, log[-3000:]
+
+
+def test_the_charts_operator_writes_nowhere_but_its_volumes(
+    k: Kubectl, operator: ChartOperator
+) -> None:
+    """The operator pod the chart installs runs with a read-only root filesystem and still
+    does its work: nothing it needs writes outside its mounted volumes (the /tmp emptyDir)."""
+    admin = k.with_namespace(operator.namespace)
+    deployment = admin.get("deployment", operator.deployment)
+    selector = ",".join(
+        f"{a}={b}" for a, b in deployment["spec"]["selector"]["matchLabels"].items()
+    )
+    pods = admin.items("pods", "-l", selector)
+    assert pods, "the operator pod"
+    for pod in pods:
+        container = pod["spec"]["containers"][0]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        # Never restarted: it did not die writing somewhere it may not.
+        assert [s["restartCount"] for s in pod["status"]["containerStatuses"]] == [0]
+    name = pods[0]["metadata"]["name"]
+    write = "import sys; open(sys.argv[1], 'w').write('x')"
+    refused = admin("exec", name, "--", "python", "-c", write, "/probe", check=False)
+    assert refused.returncode != 0 and "Read-only file system" in refused.stderr, refused
+    admin("exec", name, "--", "python", "-c", write, "/tmp/probe")  # the emptyDir is writable
+
+    # And it works: admits and runs a job to the end (its workers on the kwok GPU node).
+    k.apply(training_job("rofs", gpus=1))
+    wait_job_phase(k, "rofs", "Succeeded", timeout=TIMEOUT)
+    assert "Read-only file system" not in operator.logs(2000)

@@ -45,3 +45,61 @@ def test_killed_worker_group_restarts_from_the_checkpoint_epoch(tmp_path: Path) 
     assert started and started[0] >= killed_at >= 2, (started, killed_at)
     assert started[0] < EPOCHS
     assert f"epoch {EPOCHS}/{EPOCHS}" in out
+
+
+def test_chief_killed_during_a_save_resumes_from_the_last_complete_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL the chief while TensorFlow writes a checkpoint (its `ckpt-N_temp` staging dir
+    exists): the next attempt resumes from checkpoint N-1, the last one written whole, and
+    trains to the end."""
+    import os
+    import signal
+
+    import tensorflow as tf
+
+    from tests.trainer.conftest import trainer_command, wait_for, write_params
+
+    # Wide layers (~50 MB of variables and optimizer slots per save) keep the save open long
+    # enough to be caught; few examples keep the epochs short.
+    params = write_params(
+        tmp_path,
+        "midsave",
+        {
+            "data": {"synthetic": {"examples": 256}},
+            "training": {"epochs": 3},
+            "model": {"hiddenUnits": [2048, 2048]},
+        },
+    )
+    storage = tmp_path / "storage"
+    checkpoints = storage / "checkpoints"
+
+    def trainer() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            trainer_command(params, storage),
+            env=trainer_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def saving_after_the_first() -> Path | None:
+        return next((p for p in checkpoints.glob("ckpt-*_temp") if p.name != "ckpt-1_temp"), None)
+
+    first = trainer()
+    try:
+        staging = wait_for(saving_after_the_first, 240, "a checkpoint save after ckpt-1", 0.001)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    interrupted = int(staging.name.removeprefix("ckpt-").removesuffix("_temp"))
+    named = tf.train.get_checkpoint_state(str(checkpoints)).model_checkpoint_path
+    assert named.endswith(f"ckpt-{interrupted - 1}"), (named, "the kill came after the save")
+
+    second = trainer()
+    _, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err[-3000:]
+    assert f"starting at epoch {interrupted - 1} of 3" in err
+    assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-3")

@@ -525,6 +525,38 @@ def test_a_disruption_restarts_the_group_without_charging_backoff_limit() -> Non
     assert [d.name for d in plan.deletions] == ["mnist-a0"] and plan.restarted
 
 
+def test_a_worker_stranded_on_a_not_ready_node_is_a_disruption_before_it_ends() -> None:
+    # Taint eviction on a NotReady node: DisruptionTarget and deletion, but no kubelet will
+    # ever report the pod Failed. The restart is decided now and waits for the pods to go.
+    job = make_job({"runPolicy": {"backoffLimit": 0}})
+    step(job)
+    stranded = pod(0, 1)
+    stranded["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:05Z"
+    stranded["status"]["conditions"].append(
+        {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "DeletionByTaintManager",
+            "message": "Taint manager: deleting due to NoExecute taint",
+        }
+    )
+    plan = step(job, [batch_job(0)], [pod(0, 0), stranded])
+    assert (job["status"]["attempt"], job["status"]["restarts"]) == (1, 0)
+    assert job["status"]["disruptions"] == 1
+    assert "DeletionByTaintManager" in job["status"]["lastFailure"]["message"]
+    assert [d.name for d in plan.deletions] == ["mnist-a0"]
+    plan = step(job, [], [pod(0, 0), stranded])
+    assert not [c for c in plan.creates if c["kind"] == "Job"], "never next to live old pods"
+    assert condition(job, job["status"]["phase"])["reason"] == "StoppingPreviousAttempt"
+    # Only deletion without DisruptionTarget (e.g. a Job's own cleanup) is not a disruption.
+    job = make_job()
+    step(job)
+    deleting = pod(0, 1)
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:05Z"
+    step(job, [batch_job(0)], [pod(0, 0), deleting])
+    assert job["status"].get("disruptions", 0) == 0 and job["status"]["attempt"] == 0
+
+
 def test_a_job_failed_by_its_disruption_rule_is_a_disruption_even_without_pods() -> None:
     # Node deleted: PodGC removed the pods; the Job's podFailurePolicy condition remains.
     job = make_job()

@@ -22,6 +22,7 @@ from tftj_trainer.exitcodes import (
     ParametersError,
     TrainerError,
     one_line,
+    storage_full,
     tensorflow_error_code,
 )
 
@@ -116,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
     except TrainerError:
         raise
     except Exception as error:
+        full = storage_full(error, paths.root)
+        if full is not None:
+            raise full from None
         code = tensorflow_error_code(error)
         if code is None:
             raise

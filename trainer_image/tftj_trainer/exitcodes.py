@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+from pathlib import Path
+
 from tftj.api.contract import ExitCode
 
 
@@ -34,6 +39,44 @@ class ModelError(TrainerError):
 
 class PreemptedError(TrainerError):
     code = ExitCode.PREEMPTED
+
+
+class StorageFullError(TrainerError):
+    code = ExitCode.STORAGE_FULL
+
+
+# What a full file system says, from Python (OSError.errno) or from TensorFlow's file system,
+# which reports ENOSPC as RESOURCE_EXHAUSTED with the OS's text after the path it wrote.
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_FULL_TEXTS = tuple(os.strerror(e) for e in _FULL_ERRNOS)
+
+
+def storage_full(error: BaseException, root: Path) -> StorageFullError | None:
+    """`error` (or what caused it) as a full disk or quota, naming the file being written and,
+    when it lies under the job's storage `root`, what to change; None for anything else."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _FULL_ERRNOS:
+            return _full(seen.filename, os.strerror(seen.errno), root)
+        text = str(seen)
+        reason = next((t for t in _FULL_TEXTS if t in text), None)
+        if reason is not None:
+            # TensorFlow: "... /storage/checkpoints/ckpt-1_temp/part-0...; No space left on device"
+            match = re.search(r"(/[^\s;:]+)[;:]? *" + re.escape(reason), text)
+            return _full(match.group(1) if match else None, reason, root)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _full(path: str | os.PathLike[str] | None, reason: str, root: Path) -> StorageFullError:
+    where = f" writing {path}" if path else ""
+    message = f"storage full: {reason.lower()}{where}"
+    if path is None or Path(path).is_relative_to(root):
+        message += (
+            f" (the job's storage at {root}: free space there or make spec.storage.size larger;"
+            " a retry would fail at the same write)"
+        )
+    return StorageFullError(message)
 
 
 def one_line(text: str, limit: int = 500) -> str:

@@ -27,12 +27,21 @@ class ExitCode(IntEnum):
     BAD_PARAMETERS = 3  # params file missing, unreadable or failing validation
     BAD_DATA = 4  # data missing, malformed, wrong shape, label out of range
     BAD_MODEL = 5  # model.builder not importable or returned something unusable
+    STORAGE_FULL = 6  # no space left on the job's storage (checkpoint, logs or export)
     PEER_LOST = 10  # a peer worker failed or vanished (collective op failed)
     PREEMPTED = 11  # SIGTERM / preemption notice: stopped cleanly after a checkpoint
 
 
 PERMANENT_EXIT_CODES = frozenset(
-    {ExitCode.USAGE, ExitCode.BAD_PARAMETERS, ExitCode.BAD_DATA, ExitCode.BAD_MODEL}
+    {
+        ExitCode.USAGE,
+        ExitCode.BAD_PARAMETERS,
+        ExitCode.BAD_DATA,
+        ExitCode.BAD_MODEL,
+        # A retry resumes from the last checkpoint and fails at the same save, one epoch of
+        # every worker later: the space must be freed or storage.size raised first.
+        ExitCode.STORAGE_FULL,
+    }
 )
 
 SIGNAL_EXIT_OFFSET = 128  # a process killed by signal n exits 128+n (containers, shells)

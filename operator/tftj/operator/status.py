@@ -112,14 +112,28 @@ def _terminated(pod: Obj) -> Obj | None:
 
 def _failure_time(pod: Obj) -> str:
     terminated = _terminated(pod) or {}
+    disruption = disruption_condition(pod) or {}
     return str(
-        terminated.get("finishedAt") or (pod.get("metadata") or {}).get("creationTimestamp") or ""
+        terminated.get("finishedAt")
+        or disruption.get("lastTransitionTime")
+        or (pod.get("metadata") or {}).get("creationTimestamp")
+        or ""
     )
 
 
+def is_disrupted(pod: Obj) -> bool:
+    """Kubernetes is ending the worker (DisruptionTarget, being deleted), whatever its phase
+    says: on a node whose kubelet is gone (NotReady) it never reaches Failed, and the group
+    must not wait for that to decide the restart (the restart itself still waits for it to
+    go, see reconcile)."""
+    deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+    return deleting and disruption_condition(pod) is not None
+
+
 def first_failure(pods: list[Obj]) -> WorkerFailure | None:
-    """The earliest-finished failed worker among `pods` (one attempt's), or None."""
-    failed = [p for p in pods if pod_phase(p) == "Failed"]
+    """The earliest-finished failed (or disrupted) worker among `pods` (one attempt's), or
+    None."""
+    failed = [p for p in pods if pod_phase(p) == "Failed" or is_disrupted(p)]
     if not failed:
         return None
     pod = min(failed, key=lambda p: (_failure_time(p), pod_index(p) or 0))
@@ -193,6 +207,7 @@ def pod_signal(pod: Obj) -> tuple[Any, ...]:
         status.get("phase"),
         has_condition(pod, "Ready"),
         bool((pod.get("metadata") or {}).get("deletionTimestamp")),
+        disruption_condition(pod) is not None,
         bool(status.get("podIP")),
         scheduled.get("status"),
         scheduled.get("message"),
