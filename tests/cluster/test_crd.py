@@ -49,16 +49,13 @@ def dry_run(kubectl: Kubectl, manifest: dict[str, Any]) -> Any:
 
 
 @pytest.mark.usefixtures("crd_installed")
-def test_examples_are_accepted_and_defaulted(kubectl: Kubectl) -> None:
+def test_examples_are_accepted_and_stored_as_written(kubectl: Kubectl) -> None:
+    # No structural defaults: the operator resolves them and shows them in status (docs/api.md).
     for path in sorted((REPO / "examples").glob("*.yaml")):
-        result = dry_run(kubectl, yaml.safe_load(path.read_text()))
+        written = yaml.safe_load(path.read_text())
+        result = dry_run(kubectl, written)
         assert result.returncode == 0, (path.name, result.stderr)
-    minimal = json.loads(
-        dry_run(kubectl, yaml.safe_load((REPO / "examples/minimal.yaml").read_text())).stdout
-    )
-    training = minimal["spec"]["training"]
-    assert training["batchSize"] == 32 and training["schedule"]["type"] == "constant"
-    assert minimal["spec"]["workers"]["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
+        assert json.loads(result.stdout)["spec"] == written["spec"], path.name
 
 
 @pytest.mark.usefixtures("crd_installed")

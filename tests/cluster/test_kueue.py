@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from localcluster import LocalCluster
 
 TIMEOUT = 90
 GPU = "nvidia.com/gpu"
+DEADLINE = 15  # runPolicy.activeDeadlineSeconds of the queued job: longer than its run
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +171,7 @@ def test_admitted_queued_until_the_quota_frees(k: Kubectl, kueue: Kueue, namespa
 
     # The quota is used up: the second job's worker Job stays suspended, and the tftj job says
     # why in Kueue's own words.
-    k.apply(queued_job("second", queue, hold=False))
+    k.apply(queued_job("second", queue, hold=False, runPolicy={"activeDeadlineSeconds": DEADLINE}))
 
     def queued() -> dict[str, Any] | None:
         st = status(k, "second")
@@ -185,10 +187,25 @@ def test_admitted_queued_until_the_quota_frees(k: Kubectl, kueue: Kueue, namespa
     described = k("describe", "tftrainingjob", "second").stdout
     assert "Queued" in described and f"queue {queue}" in described and "quota" in described
 
+    # Queued for longer than its activeDeadlineSeconds: as for a Kubernetes Job, time waiting
+    # in the queue is not active time, so it neither fails nor starts the clock.
+    created = datetime.fromisoformat(k.get("tftj", "second")["metadata"]["creationTimestamp"])
+
+    def queued_past_its_deadline() -> bool:
+        st = status(k, "second")
+        assert st.get("phase") == "Pending" and "activeStartTime" not in st, st
+        # The operator re-checks deadlines every resync (2 s here): well past it.
+        return (datetime.now(UTC) - created).total_seconds() > DEADLINE + 6
+
+    wait_for(
+        queued_past_its_deadline, DEADLINE + TIMEOUT, message="second queued past its deadline"
+    )
+
     release(k, "first")
     wait_phase(k, "first", "Succeeded", TIMEOUT)
     st = wait_phase(k, "second", "Succeeded", TIMEOUT)
     assert st["restarts"] == 0 and st["attempt"] == 0
+    assert st["activeStartTime"] > st["startTime"] and "lastFailure" not in st
 
 
 def test_preempted_by_a_higher_priority_job_then_resumed(

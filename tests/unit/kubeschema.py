@@ -1,17 +1,14 @@
 """What the apiserver does with our CRD, re-done in Python for unit tests (no cluster needed).
 
-- apply_defaults: structural-schema defaulting (a default is set where a field is absent, then
-  the defaulted value is defaulted further), as the apiserver does before validation and CEL.
 - json_schema: the openAPIV3Schema as a JSON Schema (Draft 4 semantics: boolean
   exclusiveMinimum) for the `jsonschema` package. Objects with properties reject unknown fields,
   because the apiserver would silently prune them (a field tftj accepts but the CRD drops is a bug).
-- cel_eval: a CRD rule evaluated with cel-python on the defaulted object, numbers typed as the
-  schema says (CEL's double vs int matters for comparisons).
+- cel_eval: a CRD rule evaluated with cel-python on the object as written (the CRD has no
+  defaults), numbers typed as the schema says (CEL's double vs int matters for comparisons).
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 from typing import Any
 
@@ -21,26 +18,6 @@ from tftj.api.crd import open_api_schema
 
 Schema = dict[str, Any]
 CRD_SCHEMA: Schema = open_api_schema()
-
-
-def apply_defaults(schema: Schema, value: Any) -> Any:
-    if isinstance(value, dict):
-        props = schema.get("properties")
-        if isinstance(props, dict):
-            out = dict(value)
-            for name, sub in props.items():
-                if name not in out and "default" in sub:
-                    out[name] = copy.deepcopy(sub["default"])
-                if name in out:
-                    out[name] = apply_defaults(sub, out[name])
-            return out
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, dict):
-            return {k: apply_defaults(extra, v) for k, v in value.items()}
-        return value
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [apply_defaults(schema["items"], v) for v in value]
-    return value
 
 
 def json_schema(schema: Schema) -> Schema:
@@ -80,9 +57,8 @@ def _typed(schema: Schema, value: Any) -> Any:
 
 
 def rejecting_rules(manifest: dict[str, Any]) -> list[CelRule]:
-    """The CRD rules that reject `manifest` (defaults applied once, as the apiserver does)."""
-    defaulted = apply_defaults(CRD_SCHEMA, manifest)
-    return [rule for rule in CEL_RULES if not cel_eval(rule, defaulted, defaulted=True)]
+    """The CRD rules that reject `manifest`."""
+    return [rule for rule in CEL_RULES if not cel_eval(rule, manifest)]
 
 
 def node_at(rule: CelRule, manifest: Any) -> list[tuple[Schema, Any]]:
@@ -107,10 +83,8 @@ def _program(expression: str) -> Any:
     return _ENV.program(_ENV.compile(expression))
 
 
-def cel_eval(rule: CelRule, manifest: dict[str, Any], *, defaulted: bool = False) -> bool:
+def cel_eval(rule: CelRule, manifest: dict[str, Any]) -> bool:
     """Whether the apiserver would accept `manifest` under this one rule."""
-    if not defaulted:
-        manifest = apply_defaults(CRD_SCHEMA, manifest)
     program = _program(rule.expression)
     for schema, value in node_at(rule, manifest):
         result = program.evaluate({"self": celpy.json_to_cel(_typed(schema, value))})

@@ -42,6 +42,10 @@ def test_started_job_parameters_are_frozen_but_run_policy_is_not() -> None:
     # An empty list written out is no change from an absent one.
     empty = _job({**BASE, "workers": {"gpusPerWorker": 0, "podTemplate": {"env": []}}})
     assert admission.review("UPDATE", empty, old).allowed
+    # Writing out a default trains the same: no change (the CRD stores specs as written, and a
+    # job stored when the CRD still defaulted its spec compares equal to its manifest).
+    explicit = _job({**BASE, "training": {"epochs": 10, "schedule": {"type": "constant"}}})
+    assert admission.review("UPDATE", explicit, old).allowed
     steer = _job({**BASE, "runPolicy": {"suspend": True, "activeDeadlineSeconds": 5}})
     assert admission.review("UPDATE", steer, old).allowed
     # Before the start everything may change.

@@ -332,6 +332,41 @@ def test_deadline_stops_workers() -> None:
     assert [d.name for d in plan.deletions] == ["mnist-a0"]
 
 
+def test_deadline_counts_from_the_latest_resume_not_while_suspended() -> None:
+    # Kubernetes Job semantics: suspension stops the clock, a resume starts it again.
+    job = make_job({"runPolicy": {"activeDeadlineSeconds": 60}})
+    step(job)
+    step(job, [batch_job(0)], [pod(0, 0), pod(0, 1)], now=NOW + timedelta(seconds=30))
+    job["spec"]["runPolicy"]["suspend"] = True
+    step(job, [batch_job(0)], [pod(0, 0), pod(0, 1)], now=NOW + timedelta(seconds=40))
+    assert "activeStartTime" not in job["status"]
+    step(job, [], [], now=NOW + timedelta(seconds=500))
+    assert job["status"]["phase"] == "Suspended"
+    job["spec"]["runPolicy"]["suspend"] = False
+    step(job, [], [], now=NOW + timedelta(seconds=600))
+    assert job["status"]["activeStartTime"] == rfc3339(NOW + timedelta(seconds=600))
+    running = [pod(1, 0), pod(1, 1)]
+    step(job, [batch_job(1)], running, now=NOW + timedelta(seconds=659))
+    assert job["status"]["phase"] == "Running"
+    step(job, [batch_job(1)], running, now=NOW + timedelta(seconds=661))
+    assert condition(job, "Failed")["reason"] == "DeadlineExceeded"
+
+
+def test_deadline_does_not_count_time_queued_in_kueue() -> None:
+    job = make_job({"runPolicy": {"activeDeadlineSeconds": 60}, "scheduling": {"queueName": "q"}})
+    step(job)
+    assert "activeStartTime" not in job["status"]
+    step(job, [batch_job(0, suspend=True)], [], now=NOW + timedelta(seconds=300))
+    assert job["status"]["phase"] == "Pending" and "activeStartTime" not in job["status"]
+    admitted = NOW + timedelta(seconds=400)
+    step(job, [batch_job(0, suspend=False)], [pod(0, 0), pod(0, 1)], now=admitted)
+    assert job["status"]["phase"] == "Running"
+    assert job["status"]["activeStartTime"] == rfc3339(admitted)
+    plan = step(job, [batch_job(0)], [pod(0, 0), pod(0, 1)], now=admitted + timedelta(seconds=61))
+    assert condition(job, "Failed")["reason"] == "DeadlineExceeded"
+    assert [d.name for d in plan.deletions] == ["mnist-a0"]
+
+
 def test_ttl_deletes_a_finished_job() -> None:
     job = make_job({"runPolicy": {"ttlSecondsAfterFinished": 30}})
     step(job)

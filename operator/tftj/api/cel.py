@@ -6,9 +6,13 @@ express, and the warnings). Each CelRule names the Python rule it mirrors, and a
 evaluates both on the same cases. Expressions are built from the same tables the Python rules
 use (METRIC_TASKS, LOSS_TASKS, OPTIMIZERS_FOR_PARAM, ...), so the two cannot drift apart.
 
-CEL sees the object after the apiserver applied the CRD defaults, so defaulted fields are always
-present; `has()` guards only the fields without a default. Every expression is constant-cost or
-iterates a list with maxItems, well inside the apiserver's cost budget.
+The CRD has no `default:`s (the spec is stored as written, see tftj.api.crd), so any field but
+the required ones may be absent. Rules are written as if every defaulted field were present;
+`expression` rewrites each `self.a.b` that may be absent into `(has(self.a) && has(self.a.b) ?
+self.a.b : <the default>)` and each `has(self.a.b)` into `has(self.a) && has(self.a.b)`, both
+from the schema, so a rule reads a field's default exactly where resolve() would fill it. Every
+expression is constant-cost or iterates a list with maxItems, well inside the apiserver's cost
+budget.
 
 The apiserver runs the rules even when a field they read already failed its own schema range
 (a minimum is not a "blocking" error), so `workers.replicas: 0` would also fail the batch rule
@@ -22,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from tftj.api.contract import PARAMS_DIR, SCRATCH_DIR
 from tftj.api.errors import format_loc
@@ -38,7 +43,7 @@ from tftj.api.rules import (
     SCHEDULE_DEFAULTS,
     SCHEDULE_FIELD_TYPES,
 )
-from tftj.api.schema import Schema, schema_at
+from tftj.api.schema import Schema, child, schema_at
 
 ITEMS = "[]"  # in CelRule.at: the items of the list above
 
@@ -57,7 +62,7 @@ class CelRule:
     @property
     def expression(self) -> str:
         guard = in_range_guard(self.at, self.check)
-        return f"!({guard}) || ({self.check})" if guard else self.check
+        return with_defaults(self.at, f"!({guard}) || ({self.check})" if guard else self.check)
 
     @property
     def reported_path(self) -> str:
@@ -65,6 +70,63 @@ class CelRule:
         path = format_loc([0 if key == ITEMS else key for key in self.at])
         tail = (self.field_path or "").lstrip(".")
         return f"{path}.{tail}" if path and tail else (path or tail)
+
+
+_FIELDS = r"(?:\.[A-Za-z_][A-Za-z0-9_]*)+"
+# `has(self.a.b)`, or a plain `self.a.b` (possibly followed by a method: `.all(`, `.startsWith(`).
+_REFERENCE = re.compile(rf"\bhas\(self(?P<tested>{_FIELDS})\)|\bself(?P<path>{_FIELDS})")
+
+
+def _cel_literal(value: Any, schema: Schema) -> str:
+    """A default as a CEL literal of the schema's type (CEL never mixes int and double)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if schema.get("type") == "number":
+        return repr(float(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        assert "'" not in value, value
+        return f"'{value}'"
+    if isinstance(value, dict):
+        inner = ", ".join(f"'{k}': {_cel_literal(v, {})}" for k, v in value.items())
+        return "{" + inner + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_cel_literal(v, schema.get("items", {})) for v in value) + "]"
+    raise AssertionError(f"no CEL literal for {value!r}")
+
+
+def _rewrite(base: list[str | int], match: re.Match[str]) -> str:
+    names = (match["tested"] or match["path"]).lstrip(".").split(".")
+    # The schema fields the reference selects (a method name ends them), and the has() tests
+    # that make each optional one safe to select.
+    fields: list[str] = []
+    tests: list[str] = []
+    node = schema_at(base)
+    for name in names:
+        if node is None or "properties" not in node:
+            break
+        parent, node = node, child(node, name)
+        if node is None:
+            break
+        fields.append(name)
+        if name not in parent.get("required", []):
+            tests.append(f"has(self.{'.'.join(fields)})")
+    ref = "self" + "".join(f".{name}" for name in fields)
+    if match["tested"]:
+        return f"({' && '.join(tests)})" if len(tests) > 1 else match[0]
+    if not tests or node is None or "default" not in node:
+        return match[0]  # always present, or the rule itself has() it first
+    tail = "".join(f".{name}" for name in names[len(fields) :])
+    present = " && ".join(tests)
+    present = f"({present})" if len(tests) > 1 else present
+    return f"({present} ? {ref} : {_cel_literal(node['default'], node)}){tail}"
+
+
+def with_defaults(at: tuple[str, ...], expression: str) -> str:
+    """`expression` with every selection of a field that may be absent made safe (see above)."""
+    base: list[str | int] = [0 if key == ITEMS else key for key in at]
+    return _REFERENCE.sub(lambda match: _rewrite(base, match), expression)
 
 
 def integer_operands(at: tuple[str, ...], check: str) -> list[tuple[str, Schema]]:
@@ -127,9 +189,7 @@ def _optimizer_param_rules() -> list[CelRule]:
         CelRule(
             "optimizer_params_fit_optimizer",
             ("spec", "training"),
-            # optimizerParams has no default object (an empty one is not stored).
-            f"!has(self.optimizerParams) || !has(self.optimizerParams.{param}) || "
-            f"self.optimizer in {_list(optimizers)}",
+            f"!has(self.optimizerParams.{param}) || self.optimizer in {_list(optimizers)}",
             f"optimizerParams.{param} only applies to optimizer {' or '.join(optimizers)}",
             f".optimizerParams.{param}",
         )
@@ -284,9 +344,8 @@ CEL_RULES: tuple[CelRule, ...] = (
     CelRule(
         "priority_class_consistent",
         ("spec",),
-        # scheduling and podTemplate have no default object (empty ones are not stored).
-        "!has(self.scheduling) || !has(self.scheduling.priorityClassName) || "
-        "!has(self.workers.podTemplate) || !has(self.workers.podTemplate.priorityClassName) || "
+        "!has(self.scheduling.priorityClassName) || "
+        "!has(self.workers.podTemplate.priorityClassName) || "
         "self.scheduling.priorityClassName == self.workers.podTemplate.priorityClassName",
         "workers.podTemplate.priorityClassName differs from scheduling.priorityClassName; "
         "set only one",

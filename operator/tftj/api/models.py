@@ -638,10 +638,14 @@ class PodTemplate(Model):
 
 
 class Resources(Model):
+    # Sized to schedule the shipped examples on a small node (2 workers on 2 cores beside the
+    # operator); no CPU limit by default: TensorFlow uses idle cores, a CPU limit throttles
+    # its collectives. Real jobs set their own.
     requests: dict[ResourceName, Quantity] = doc(
-        {"cpu": "1", "memory": "2Gi"},
+        {"cpu": "500m", "memory": "1Gi"},
         "Resources each worker requests for scheduling (Kubernetes quantities, e.g. cpu: '4', "
-        "memory: 16Gi). GPUs come from gpusPerWorker, not from here.",
+        "memory: 16Gi). The default fits two workers on a 2-core node; size it for real jobs. "
+        "GPUs come from gpusPerWorker, not from here.",
         max_length=16,
     )
     limits: dict[ResourceName, Quantity] = doc(
@@ -660,8 +664,10 @@ class Workers(Model):
         ge=1,
         le=1024,
     )
+    # A job that names no GPUs asks for none, as any pod that requests none (and so it runs on
+    # any cluster); GPU jobs say how many.
     gpus_per_worker: int = doc(
-        1,
+        0,
         "`nvidia.com/gpu` each worker requests; each GPU is one replica in sync. 0 trains on "
         "CPU (one replica per worker).",
         unit="GPUs",
@@ -754,8 +760,10 @@ class RunPolicy(Model):
     )
     active_deadline_seconds: int | None = doc(
         None,
-        "Wall-clock limit from the first start; past it all workers are stopped and the job "
-        "fails with reason DeadlineExceeded.",
+        "Limit on the time the job runs, counted from status.activeStartTime: its start, and "
+        "again from each resume, so time suspended (runPolicy.suspend) or waiting in a Kueue "
+        "queue does not count, as for a Kubernetes Job. Restarts after failures do not reset "
+        "it. Past it all workers are stopped and the job fails with reason DeadlineExceeded.",
         unit="seconds",
         default_doc="no deadline",
         ge=1,
@@ -904,9 +912,11 @@ class TFTrainingJobStatus(Model):
     conditions: list[Condition] = doc([], "Latest observations of the job's state.")
     resolved_parameters: dict[str, Any] | None = doc(
         None,
-        "What the spec does not show of the values the trainer uses: `derived` (computed from "
-        "several fields) and `filledDefaults` (task- and optimizer-dependent defaults). The "
-        "spec plus filledDefaults is the whole resolved spec (ConfigMap <name>-params).",
+        "For people (kubectl describe): the values the trainer uses that the spec does not "
+        "show, one line per group. `derived`: values computed from several fields; `defaults`: "
+        "a spec path (spec.training.schedule) -> the defaults the operator resolved there. The "
+        "spec is stored as written, so spec plus defaults is the whole resolved spec; programs "
+        "read it typed from ConfigMap <name>-params (params.yaml).",
     )
     parameters_hash: str | None = doc(None, "Stable hash of the resolved training parameters.")
     workers: str | None = doc(None, "Ready/desired workers, e.g. 3/4 (printer column).")
@@ -924,6 +934,12 @@ class TFTrainingJobStatus(Model):
     last_failure: FailureRecord | None = doc(None, "The most recent failure.")
     progress: Progress | None = doc(None, "Training progress read from the chief's metrics.")
     start_time: str | None = doc(None, "When the first attempt started (RFC 3339).")
+    active_start_time: str | None = doc(
+        None,
+        "When the job last started running: its start, or its latest resume after being "
+        "suspended or queued (RFC 3339); unset while suspended or queued. "
+        "runPolicy.activeDeadlineSeconds counts from here.",
+    )
     completion_time: str | None = doc(None, "When the job succeeded or failed (RFC 3339).")
 
 

@@ -25,6 +25,7 @@ from tftj.api.models import (
     TFTrainingJobSpec,
     Training,
 )
+from tftj.api.schema import number_text
 
 DEFAULT_LOSS: dict[Task, Loss] = {
     "classification": "sparse-categorical-crossentropy",
@@ -221,14 +222,43 @@ def _not_shown(full: Any, shown: Any) -> Any:
     return full
 
 
+def _text(value: Any) -> str:
+    """A value as one word: true, 0.001, 1e-07, 10, constant, [256,128], {"cpu":"1"}."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, float):
+        return number_text(value)
+    return str(value)
+
+
+def one_line(values: dict[str, Any]) -> str:
+    """`key=value key=value`: one group of parameters as `kubectl describe` prints it in a line."""
+    return " ".join(f"{key}={_text(value)}" for key, value in values.items())
+
+
+def _groups(values: dict[str, Any], path: str, out: dict[str, str]) -> dict[str, str]:
+    """One line per object: its own values on it, each nested object on a line of its own."""
+    flat = {k: v for k, v in values.items() if not isinstance(v, dict) or not v}
+    if flat:
+        out[path] = one_line(flat)
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            _groups(value, f"{path}.{key}", out)
+    return out
+
+
 def status_parameters(resolved: ResolvedParameters, stored_spec: dict[str, Any]) -> dict[str, Any]:
-    """status.resolvedParameters: what a reader of the stored (apiserver-defaulted) spec cannot
-    see there, so `kubectl describe` shows each value once. `derived` holds the computed values;
-    `filledDefaults` the spec values resolve() chose (task- and optimizer-dependent defaults).
-    spec + filledDefaults is exactly the resolved spec the trainer reads from params.yaml."""
+    """status.resolvedParameters, written for people (`kubectl describe`): each value the
+    trainer uses that the stored spec does not show, once, one line per group. `derived` holds
+    the values computed from several fields; `defaults` maps a spec path (spec.training.schedule)
+    to the defaults the operator resolved there. The stored spec is as written (the CRD has no
+    defaults), so spec + defaults is exactly the resolved spec; programs read that whole, typed,
+    from ConfigMap <name>-params (params.yaml) instead."""
     wire = resolved_to_dict(resolved)
-    shown: dict[str, Any] = {"derived": wire["derived"]}
+    shown: dict[str, Any] = {"derived": one_line(wire["derived"])}
     filled = _not_shown(wire["spec"], stored_spec)
     if filled is not None:
-        shown["filledDefaults"] = filled
+        shown["defaults"] = _groups(filled, "spec", {})
     return shown

@@ -1,10 +1,10 @@
 """Cross-field rules: what a structurally valid spec must also satisfy, and what is risky.
 
 Each rule is a pure function of the *resolved* spec and its derived values and yields Problems
-naming the field to change. Rules look only at values, never at which fields the user wrote:
-the admission webhook sees the object after the apiserver applied the CRD defaults, offline
-validation sees it before, and both must reach the same verdict. (So "decayRate only with an
-exponential or step schedule" means "decayRate differs from its default".)
+naming the field to change. Rules look only at values, never at which fields the user wrote, so
+a manifest, the same manifest with its defaults written out, and an object stored by an older
+CRD that defaulted it all get the same verdict. (So "decayRate only with an exponential or step
+schedule" means "decayRate differs from its default".)
 
 Rules that CEL can express are also in the CRD (tftj.api.cel, which names the rule it mirrors);
 a unit test checks that both agree on the same cases.

@@ -125,7 +125,8 @@ def property_names(schema: Schema) -> list[str]:
 # ------------------------------------------------------------------------------ describing fields
 
 
-def _number(value: Any) -> str:
+def number_text(value: Any) -> str:
+    """A number as a person writes it: 10 (not 10.0), 0.001, 1e-07."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return str(value)
@@ -135,13 +136,13 @@ def range_text(schema: Schema) -> str | None:
     """Allowed numeric range or length, e.g. "> 0 and <= 10", "1 to 64 items"; None if free."""
     low = high = None
     if "exclusiveMinimum" in schema:
-        low = f"> {_number(schema['exclusiveMinimum'])}"
+        low = f"> {number_text(schema['exclusiveMinimum'])}"
     elif "minimum" in schema:
-        low = f">= {_number(schema['minimum'])}"
+        low = f">= {number_text(schema['minimum'])}"
     if "exclusiveMaximum" in schema:
-        high = f"< {_number(schema['exclusiveMaximum'])}"
+        high = f"< {number_text(schema['exclusiveMaximum'])}"
     elif "maximum" in schema:
-        high = f"<= {_number(schema['maximum'])}"
+        high = f"<= {number_text(schema['maximum'])}"
     if low or high:
         return " and ".join(part for part in (low, high) if part)
     for lo_key, hi_key, noun in (

@@ -19,8 +19,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from tftj.api import GROUP, PLURAL
 from tftj.api.messages import given
+from tftj.api.models import TFTrainingJobSpec
 from tftj.api.validate import validate
 
 log = logging.getLogger("tftj.operator")
@@ -149,12 +152,23 @@ def has_started(body: Obj) -> bool:
     return isinstance(status, dict) and bool(status.get("startTime"))
 
 
+def effective_spec(spec: Any) -> Any:
+    """The values a spec trains with, defaults included (the spec itself when it does not
+    parse): writing out a default, or dropping one, changes nothing that is trained, and a job
+    stored by an older CRD that defaulted its spec compares equal to its as-written manifest."""
+    try:
+        parsed = TFTrainingJobSpec.model_validate(spec)
+    except ValidationError:
+        return spec
+    return parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 def immutability(old: Obj, new: Obj) -> list[str]:
     if not has_started(old):
         return []
     frozen = [
         f"spec.{path}: {IMMUTABLE}"
-        for path in changed_paths(old.get("spec"), new.get("spec"))
+        for path in changed_paths(effective_spec(old.get("spec")), effective_spec(new.get("spec")))
         if not _mutable(path)
     ]
     return [*frozen, IMMUTABLE_HINT] if frozen else []

@@ -412,8 +412,12 @@ def _active(
         # backoffLimit, the same Job resumes from the checkpoint when Kueue admits it again.
         held = kueue.hold(workload, queue, replicas)
         status.phase("Pending", held.reason, held.message)
+        status.new.pop("activeStartTime", None)  # queued time is not active time
         plan.wake(timing.resync_seconds)
         return
+    # Admitted (or never queued): the deadline counts from here, as a Kubernetes Job's does
+    # from its startTime, which the Job controller sets again on every resume.
+    status.new.setdefault("activeStartTime", status.now_s)
     # Pods a suspension stopped before the Job was resumed are not this run's workers.
     pods = pods_since_resume(current, pods)
     failure = first_failure(pods)
@@ -612,9 +616,11 @@ def _long_lived_children(plan: Plan, observed: Observed, resolved: ResolvedParam
 def _deadline(
     plan: Plan, status: _Status, spec: TFTrainingJobSpec, attempt: _Attempt, now: datetime
 ) -> bool:
-    """runPolicy.activeDeadlineSeconds: whether it has passed (then the job failed)."""
+    """runPolicy.activeDeadlineSeconds: whether it has passed (then the job failed). It counts
+    from status.activeStartTime: the first start, then each resume; time suspended or queued
+    in Kueue does not count (Kubernetes Job semantics)."""
     deadline = spec.run_policy.active_deadline_seconds
-    started = parse_time(status.new.get("startTime"))
+    started = parse_time(status.new.get("activeStartTime"))
     if deadline is None or started is None:
         return False
     left = (started - now).total_seconds() + deadline
@@ -629,8 +635,8 @@ def _deadline(
     status.new["lastFailure"] = {
         "attempt": attempt.number,
         "reason": "DeadlineExceeded",
-        "message": f"runPolicy.activeDeadlineSeconds ({deadline}s) passed since the start"
-        + waiting,
+        "message": f"runPolicy.activeDeadlineSeconds ({deadline}s) passed since the job "
+        "started running (or last resumed)" + waiting,
         "time": status.now_s,
     }
     status.finish(
@@ -644,6 +650,7 @@ def _deadline(
 
 def _suspend(plan: Plan, status: _Status, attempt: _Attempt) -> None:
     """runPolicy.suspend: stop the group; it resumes from the latest checkpoint later."""
+    status.new.pop("activeStartTime", None)  # suspended time is not active time
     if attempt.job is None:
         status.phase(
             "Suspended",
@@ -688,6 +695,9 @@ def _start(
         return
     plan.creates.append(attempt_job(job, resolved, attempt.number))
     status.new.setdefault("startTime", status.now_s)
+    if spec.scheduling.queue_name is None:
+        # Runs at once; a queued Job is active only once Kueue admits it (see _active).
+        status.new.setdefault("activeStartTime", status.now_s)
     status.condition(
         conditions.CREATED,
         "True",
