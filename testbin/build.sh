@@ -190,5 +190,10 @@ mode=build
 components
 [[ -z "${prefetch_pid}" ]] || wait "${prefetch_pid}" || true
 
+# The prometheus-operator: nothing is built from it; testbin/promoperator.py reads its CRDs
+# (tests/cluster/test_chart.py) from the version pinned in testbin/promoperator/go.mod,
+# fetched into GOMODCACHE here (seconds; a no-op once there).
+(cd "${here}/promoperator" && go mod download github.com/prometheus-operator/prometheus-operator)
+
 mv "${bin_dir}/${cache_dirs_file}.tmp" "${bin_dir}/${cache_dirs_file}"
 echo "testbin: binaries ready in ${bin_dir} ($(( $(date +%s) - total_start ))s)"
