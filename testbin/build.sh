@@ -2,7 +2,7 @@
 # Build the local control plane binaries from their pinned Go modules.
 #
 #   bash testbin/build.sh            # build what is missing, link into testbin/bin/
-#   bash testbin/build.sh peer       # only the benchmark's peer operator (bench/, not make test)
+#   bash testbin/build.sh peer       # only bench/peer_bench.py's peer operator and load client
 #
 # Each component (k8s, etcd, kwok, helm, kueue; for the real node: node = kubelet + kube-proxy,
 # containerd, coredns, and the pause program testbin/images.sh builds) is its own Go
@@ -105,6 +105,9 @@ if [[ "${1:-}" == "peer" ]]; then
   peer_version="$(required_version "${here}/peer" github.com/kubeflow/training-operator)"
   build peer "${here}/peer" "training-operator=github.com/kubeflow/training-operator/cmd/training-operator.v1" \
     "-s -w" "${peer_version}"
+  # The admission benchmark's load client (standard library only): Go, not Python, so that
+  # on 2 cores the webhook figures are the webhook's.
+  build hammer "${here}/hammer" "webhook-hammer=tftj.dev/testbin/hammer" "-s -w" v0
   mv "${bin_dir}/${cache_dirs_file}.tmp" "${bin_dir}/${cache_dirs_file}"
   echo "testbin: peer ready in ${bin_dir} ($(( $(date +%s) - total_start ))s)"
   exit 0
