@@ -24,19 +24,17 @@ Kueue talks to the apiserver with the admin kubeconfig: its RBAC is Kueue's busi
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
-from localcluster import _set_pdeathsig, child_env, find_kubectl, free_port, wait_for
+from hostcontroller import HostController
+from localcluster import _set_pdeathsig, child_env, free_port
 
 Obj = dict[str, Any]
 
@@ -129,41 +127,14 @@ def with_etc_overlay(overlay: Path) -> list[str]:
     return in_private_mounts(script, str(overlay))
 
 
-class KueueExited(RuntimeError):
-    """The controller manager process ended while it was awaited."""
-
-
 @dataclass
-class Kueue:
+class Kueue(HostController):
     """One Kueue controller manager process; ``start()`` installs CRDs and webhooks first."""
 
-    kubeconfig: Path
-    state_dir: Path
-    binary: Path
     version: str = ""
     webhook_port: int = 0
-    health_port: int = 0
     metrics_port: int = 0
-    process: subprocess.Popen[bytes] | None = None
-    webhook_configs: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def log_file(self) -> Path:
-        return self.state_dir / "kueue.log"
-
-    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(find_kubectl()), f"--kubeconfig={self.kubeconfig}", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=child_env(),
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-        return proc
+    NAME: ClassVar[str] = "kueue"
 
     def install_crds(self, source: Path) -> None:
         crds = source / CRD_DIR
@@ -214,59 +185,16 @@ class Kueue:
         )
         self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(configs))
         self.webhook_configs = [(c["kind"].lower(), c["metadata"]["name"]) for c in configs]
-        self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        def ready() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise KueueExited(f"kueue exited ({self.process.returncode}):\n{self.logs()}")
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.health_port}/readyz", timeout=2
-                ) as r:
-                    return bool(r.status == 200)
-            except OSError:
-                return False
-
-        wait_for(ready, timeout=timeout, message="Kueue's /readyz", fatal=(KueueExited,))
-
         # Ready is not enough: the apiserver must reach the webhooks (a dry-run object that
         # only the mutating ResourceFlavor webhook touches).
-        def webhook_answers() -> bool:
-            probe = {
+        self.wait_ready(
+            {
                 "apiVersion": "kueue.x-k8s.io/v1beta2",
                 "kind": "ResourceFlavor",
                 "metadata": {"name": "webhook-probe"},
             }
-            try:
-                self.kubectl("create", "--dry-run=server", "-f", "-", stdin=json.dumps(probe))
-            except RuntimeError as exc:
-                if "failed calling webhook" in str(exc):
-                    return False
-                raise
-            return True
-
-        wait_for(webhook_answers, timeout=timeout, message="Kueue's webhooks to answer")
-
-    def logs(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        """Stop the process and unregister its webhooks (they would block every Job)."""
-        for kind, name in self.webhook_configs:
-            with contextlib.suppress(RuntimeError):
-                self.kubectl("delete", kind, name, "--ignore-not-found")
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        )
+        return self
 
 
 def kueue_binary(bin_dir: str | os.PathLike[str] | None) -> Path:

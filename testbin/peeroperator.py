@@ -22,22 +22,18 @@ The differences from its own deployment (manifests/base) are those of running ou
 from __future__ import annotations
 
 import base64
-import contextlib
-import json
-import signal
 import subprocess
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hostcontroller import HostController
 from kueuecluster import in_private_mounts, module_source
 from localcluster import (
     _set_pdeathsig,
     child_env,
-    find_kubectl,
     free_port,
     issue_cert,
     make_ca,
@@ -142,43 +138,17 @@ def tfjob(
     }
 
 
-class PeerExited(RuntimeError):
-    """The peer's process ended while it was awaited."""
-
-
 @dataclass
-class PeerOperator:
+class PeerOperator(HostController):
     """One training-operator process; ``start()`` installs its CRD and webhook first."""
 
-    kubeconfig: Path
-    state_dir: Path
-    binary: Path
     flags: dict[str, int] = field(default_factory=lambda: dict(SHIPPED))
     version: str = ""
     webhook_port: int = 0
-    health_port: int = 0
     metrics_port: int = 0
     #: the CA the webhook's certificate chains to (set by start())
     ca_bundle: bytes = b""
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log_file(self) -> Path:
-        return self.state_dir / "training-operator.log"
-
-    def kubectl(self, *args: str, stdin: str | None = None) -> str:
-        proc = subprocess.run(
-            [str(find_kubectl()), f"--kubeconfig={self.kubeconfig}", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=child_env(),
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-        return proc.stdout
+    NAME: ClassVar[str] = "training-operator"
 
     def start(self) -> PeerOperator:
         if not self.binary.exists():
@@ -218,6 +188,7 @@ class PeerOperator:
             (source / WEBHOOK_MANIFESTS).read_text(), self.webhook_port, data["ca.crt"]
         )
         self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([namespace, secret, webhook]))
+        self.webhook_configs = [("validatingwebhookconfiguration", WEBHOOK_CONFIG)]
 
         mount = f'mkdir -p {CERT_DIR} && mount --bind "$1" {CERT_DIR} && shift && exec "$@"'
         log = self.log_file.open("ab")
@@ -238,58 +209,8 @@ class PeerOperator:
             # A crashed benchmark must not leave the peer (and its webhook) behind.
             preexec_fn=_set_pdeathsig,
         )
-        self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        def ready() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise PeerExited(
-                    f"training-operator exited ({self.process.returncode}):\n{self.logs()}"
-                )
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.health_port}/readyz", timeout=2
-                ) as r:
-                    return bool(r.status == 200)
-            except OSError:
-                return False
-
-        wait_for(ready, timeout=timeout, message="training-operator's /readyz", fatal=(PeerExited,))
-
         # Ready is not enough: the apiserver must reach the webhook (a dry-run TFJob).
-        probe = {
-            **tfjob("webhook-probe", 1, {}, {}),
-            "metadata": {"name": "webhook-probe", "namespace": NAMESPACE},
-        }
-
-        def webhook_answers() -> bool:
-            try:
-                self.kubectl("create", "--dry-run=server", "-f", "-", stdin=json.dumps(probe))
-            except RuntimeError as exc:
-                if "failed calling webhook" in str(exc):
-                    return False
-                raise
-            return True
-
-        wait_for(webhook_answers, timeout=timeout, message="training-operator's webhook to answer")
-
-    def logs(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        """Stop the process and unregister its webhook (it would refuse every TFJob)."""
-        with contextlib.suppress(RuntimeError):
-            self.kubectl(
-                "delete", "validatingwebhookconfiguration", WEBHOOK_CONFIG, "--ignore-not-found"
-            )
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        probe = {**tfjob("webhook-probe", 1, {}, {})}
+        probe["metadata"] = {"name": "webhook-probe", "namespace": NAMESPACE}
+        self.wait_ready(probe)
+        return self
