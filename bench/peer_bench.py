@@ -91,6 +91,8 @@ LABELS = {
     "peer-shipped": "training-operator as shipped (QPS 20/30, 1 thread)",
 }
 NAMESPACE = "bench"
+#: What the text says about a run; kept with its figures (--json) for --from-json.
+RUN_ARGS = ("jobs", "workers", "concurrency", "requests")
 
 
 def tree(pid: int) -> list[int]:
@@ -334,6 +336,11 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
 
     version = next((r["version"] for rs in results.values() for r in rs if "version" in r), "?")
     loads = [r["load"] for rs in results.values() for r in rs]
+    most = max(len(rs) for rs in results.values())
+    rounds = str(most)
+    if any(len(rs) != most for rs in results.values()):  # an interrupted run
+        rounds += " (times each phase ran: "
+        rounds += ", ".join(f"{n} {len(rs)}" for n, rs in results.items()) + ")"
     lines = [
         SECTION,
         "",
@@ -343,7 +350,7 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         f"at a time, each phase on a fresh local control plane (kube-apiserver 1.36, etcd, kwok), "
         f"webhooks registered unless said. The peer is Kubeflow training-operator {version} "
         f"(TFJob only) built from its Go module (`bash testbin/build.sh peer`). "
-        f"{args.rounds} round(s), phase order reversed every round; mean [min-max] over rounds. "
+        f"{rounds} round(s), phase order reversed every round; mean [min-max] over rounds. "
         f"Load average (1 min) at the bursts' starts: {min(loads):.1f}-{max(loads):.1f} "
         "(the machine is shared).",
         "",
@@ -458,6 +465,8 @@ def main() -> int:
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         LABELS.update(saved["labels"])
+        for key, value in saved.get("args", {}).items():
+            setattr(args, key, value)
         results = saved["results"]
     else:
         if any(p.startswith("peer") for p in chosen):
@@ -478,7 +487,10 @@ def main() -> int:
                 finally:
                     shutil.rmtree(state, ignore_errors=True)
                 if args.json:  # after every phase: an interrupted run can still be rendered
-                    args.json.write_text(json.dumps({"labels": LABELS, "results": results}))
+                    saved = {k: getattr(args, k) for k in RUN_ARGS}
+                    args.json.write_text(
+                        json.dumps({"labels": LABELS, "args": saved, "results": results})
+                    )
         if args.baseline:
             shutil.rmtree(args.baseline_dir.parents[1], ignore_errors=True)
     text = render(results, args)
