@@ -51,7 +51,14 @@ def operator(
 
 def apply_jobs(k: Kubectl, names: list[str], **options: Any) -> None:
     items = [training_job(n, **options) for n in names]
-    k("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    # One admission review per job: 50 of them on a loaded machine outlast kubectl's usual 120 s.
+    k(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+        timeout=TIMEOUT,
+    )
 
 
 def worker_jobs(k: Kubectl) -> list[dict[str, Any]]:

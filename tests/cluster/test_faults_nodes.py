@@ -15,6 +15,7 @@ from devoperator import training_job
 from localcluster import HOLD_LABEL, KWOK_NODE_ANNOTATION, LocalCluster, NodeSpec
 
 TIMEOUT = 150
+LINGER = "testbin.tftj.dev/linger"  # a finalizer only these tests add and remove
 
 
 def status_of(k: Kubectl, name: str) -> dict[str, Any]:
@@ -44,6 +45,11 @@ def test_evicted_worker_is_a_disruption_not_charged_to_backoff_limit(k: Kubectl)
     job["spec"]["runPolicy"] = {"backoffLimit": 0}  # one charged failure would end it
     k("apply", "-f", "-", input=json.dumps(job))
     victim = wait_running(k, "evict", 0)[1]["metadata"]["name"]
+    # The evicted pod lingers (Failed) until the test lets it go, as a kubelet's pod takes a
+    # moment to be removed: kwok removes it at once, and a reconcile that finds it gone only
+    # has the worker Job's podFailurePolicy condition, which does not carry the reason.
+    linger = [{"op": "add", "path": "/metadata/finalizers/-", "value": LINGER}]
+    k("patch", "pod", victim, "--type=json", "-p", json.dumps(linger))
     eviction = {
         "apiVersion": "policy/v1",
         "kind": "Eviction",
@@ -66,6 +72,8 @@ def test_evicted_worker_is_a_disruption_not_charged_to_backoff_limit(k: Kubectl)
     assert status["restarts"] == 0
     assert status["lastFailure"]["reason"] == "Disrupted"
     assert "EvictionByEvictionAPI" in status["lastFailure"]["message"]
+    let_go = {"metadata": {"$deleteFromPrimitiveList/finalizers": [LINGER]}}
+    k("patch", "pod", victim, "--type=strategic", "-p", json.dumps(let_go))
     wait_running(k, "evict", 1)
     release(k, "evict")
     wait_for(lambda: status_of(k, "evict").get("phase") == "Succeeded", TIMEOUT, message="done")
