@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import ssl
 import subprocess
@@ -26,7 +25,6 @@ from doorgen import manifests, review, review_bodies
 from tftj.api.validate import validate
 from tftj.operator.certs import CertPaths, ensure_certs
 from tftj.operator.webhook import MAX_BODY_BYTES, READY_PATH, WebhookServer
-from tftj.operator.webhookprocess import WebhookProcess
 from webhookclient import Client
 
 TFTJ = Path(sys.executable).with_name("tftj")
@@ -248,46 +246,3 @@ def test_readiness_is_answered_by_the_webhook_server_itself(
         f"https://127.0.0.1:{served.port}{READY_PATH}", context=context, timeout=10
     ) as response:
         assert response.status == 200
-
-
-def test_the_operator_serves_the_webhook_from_a_process_of_its_own_and_counts_its_reviews(
-    certs: CertPaths,
-) -> None:
-    # `tftj operator` runs the webhook in a child process (tftj.operator.webhookprocess): its
-    # verdicts reach the apiserver from there, its counts reach the operator's metrics, and its
-    # end is reported to the operator (which then exits, so the pod restarts).
-    observed: list[tuple[str, str, float]] = []
-    ended: list[int] = []
-    process = WebhookProcess(
-        certs,
-        addr="127.0.0.1",
-        port=0,
-        on_exit=ended.append,
-        observe=lambda *event: observed.append(event),
-    ).start()
-    try:
-        assert process.process is not None and process.process.pid != os.getpid()
-        client = Client(process.port, certs.cafile)
-        assert verdict(client, GOOD_JOB)["allowed"] is True
-        bad = {**GOOD_JOB, "spec": {**GOOD_JOB["spec"], "training": {"learningRate": -1}}}
-        assert verdict(client, bad)["allowed"] is False
-        client.close()
-        deadline = time.monotonic() + 20
-        while len(observed) < 2:
-            assert time.monotonic() < deadline, f"reviews never counted: {observed}"
-            time.sleep(0.05)
-        assert [(op, result) for op, result, _ in observed] == [
-            ("CREATE", "allowed"),
-            ("CREATE", "denied"),
-        ]
-        assert ended == []
-        process.process.kill()  # dies unexpectedly: the operator is told
-        while not ended:
-            assert time.monotonic() < deadline + 20, "the webhook's end was never reported"
-            time.sleep(0.05)
-    finally:
-        process.stop()
-    stopped = WebhookProcess(certs, addr="127.0.0.1", port=0, on_exit=ended.append).start()
-    stopped.stop()  # a requested stop (it returns once the pipe is drained) is not reported
-    assert stopped.process is not None and stopped.process.poll() is not None
-    assert len(ended) == 1

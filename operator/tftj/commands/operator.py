@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -193,15 +194,6 @@ def _exit_on_lost_lease() -> None:
     os._exit(1)
 
 
-def _exit_on_lost_webhook(code: int) -> None:
-    """The webhook's process ended under a running operator: exit too, so the pod restarts
-    (its readiness already failed) instead of running on without admission."""
-    logging.getLogger("tftj.operator").error("exiting: the admission webhook's process ended")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(1)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         if not Path(args.kubeconfig).is_file():
@@ -220,8 +212,7 @@ def run(args: argparse.Namespace) -> int:
     from tftj.operator.handlers import build_registry, configure_settings
     from tftj.operator.kube import Kube, TimeoutApiClient
     from tftj.operator.reconcile import Timing
-    from tftj.operator.webhook import tls_context
-    from tftj.operator.webhookprocess import WebhookProcess, WebhookProcessError
+    from tftj.operator.webhook import WebhookServer
 
     election = ElectionConfig(
         identity=args.leader_election_id or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
@@ -278,19 +269,16 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
 
-    webhook: WebhookProcess | None = None
+    webhook: WebhookServer | None = None
     if args.webhook_port:
         try:
             certs = load_or_generate(args.cert_dir, [args.webhook_host])
         except OSError as exc:
             return _fail(f"--cert-dir {args.cert_dir}: cannot write webhook certificates: {exc}")
         try:
-            tls_context(certs)  # the webhook's process loads them again; fail here, clearly
+            webhook = WebhookServer(certs, addr=args.webhook_addr, port=args.webhook_port)
         except (OSError, ssl.SSLError) as exc:
             return _fail(f"--cert-dir {args.cert_dir}: cannot load the webhook certificate: {exc}")
-        webhook = WebhookProcess(
-            certs, addr=args.webhook_addr, port=args.webhook_port, on_exit=_exit_on_lost_webhook
-        )
     elector = None
     if args.leader_elect:
         elector = LeaderElector(
@@ -317,24 +305,18 @@ def run(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await kopf.operator(
-            registry=registry,
-            settings=settings,
-            standalone=True,
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            liveness_endpoint=args.liveness or None,
-            stop_flag=stop,
-        )
+        async with contextlib.AsyncExitStack() as stack:
+            if webhook is not None:
+                await stack.enter_async_context(webhook)
+            await kopf.operator(
+                registry=registry,
+                settings=settings,
+                standalone=True,
+                clusterwide=not namespaces,
+                namespaces=namespaces,
+                liveness_endpoint=args.liveness or None,
+                stop_flag=stop,
+            )
 
-    if webhook is not None:
-        try:
-            webhook.start()
-        except WebhookProcessError as exc:
-            return _fail(str(exc))
-    try:
-        asyncio.run(main())
-    finally:
-        if webhook is not None:
-            webhook.stop()
+    asyncio.run(main())
     return 0
