@@ -1,8 +1,22 @@
-"""The pieces behind the pytest fixtures of tests/cluster and tests/node.
+"""The pytest fixtures tests/cluster and tests/node share, and the pieces behind the rest.
 
 Both tiers start one LocalCluster per session (tests/node with a real node), give every
-test a fresh namespace and attach component logs to failures; the conftests only declare
-the fixtures. Importable once ``testbin/`` is on ``sys.path``.
+test a fresh namespace, run the operator (a host process, or installed by the chart) and
+attach component logs to failures. Each tier's conftest defines its own ``cluster`` and
+``operator`` fixtures and imports the shared ones from here by name, which registers them
+there (importable once ``testbin/`` is on ``sys.path``)::
+
+    from clusterfixtures import k, kubectl, namespace, pytest_runtest_makereport
+
+Shared fixtures:
+  namespace  function a fresh namespace (``t-<test name>-<random>``) whose ``default``
+                      ServiceAccount exists; deleted afterwards (without waiting).
+  kubectl    function a ``clusterkit.Kubectl`` bound to the cluster's admin kubeconfig
+                      and to ``namespace``.
+  k          function ``kubectl`` with the tier's ``operator`` running; the operator's log
+                      is printed when the test failed.
+Hook: a failed test that used ``cluster`` gets a report section with the tail of every
+component's log and the pods, jobs and events of its namespace.
 """
 
 from __future__ import annotations
@@ -14,7 +28,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from clusterkit import Kubectl, wait_for
@@ -115,3 +129,41 @@ def failure_sections(item: pytest.Item) -> list[tuple[str, str]]:
             (f"namespace {ns}", f"{pods.stdout}{pods.stderr}\n{events.stdout}{events.stderr}")
         )
     return sections
+
+
+class LoggingOperator(Protocol):
+    """What ``k`` needs of a tier's operator fixture."""
+
+    def logs(self, lines: int = 80) -> str: ...
+
+
+@pytest.fixture
+def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, ready for pods (its ServiceAccount exists)."""
+    yield from fresh_namespace(cluster, request)
+
+
+@pytest.fixture
+def kubectl(cluster: LocalCluster, namespace: str) -> Kubectl:
+    """The real kubectl, admin credentials, default namespace = the test's namespace."""
+    return Kubectl.for_cluster(cluster, namespace)
+
+
+@pytest.fixture
+def k(
+    kubectl: Kubectl, operator: LoggingOperator, request: pytest.FixtureRequest
+) -> Iterator[Kubectl]:
+    """kubectl in the test's namespace with the operator running; its log is shown on failure."""
+    failed_before = request.session.testsfailed
+    yield kubectl
+    if request.session.testsfailed > failed_before:
+        print(f"---- operator log ----\n{operator.logs(80)}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Attach component logs (and the namespace's events) to failing cluster tests."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "cluster" in getattr(item, "fixturenames", ()):
+        report.sections.extend(failure_sections(item))

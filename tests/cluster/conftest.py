@@ -12,6 +12,10 @@ Fixtures:
                       and to ``namespace``: ``kubectl("get", "pods")`` -> CompletedProcess;
                       also ``.apply(manifest)``, ``.json(...)``, ``.get(kind, name)``,
                       ``.items(kind, ...)``. ``kubectl.with_namespace(None)`` for none.
+  operator   module   `tftj operator` as a host process (testbin/devoperator.py).
+  k          function ``kubectl`` with the operator running; its log is shown on failure.
+namespace, kubectl, k and the failure-report hook are shared with tests/node
+(testbin/clusterfixtures.py).
 
 When a test that used ``cluster`` fails, the report gets a section with the tail of
 every component's log and the events of the test's namespace.
@@ -32,8 +36,14 @@ TESTBIN = Path(__file__).resolve().parents[2] / "testbin"
 if str(TESTBIN) not in sys.path:
     sys.path.insert(0, str(TESTBIN))
 
-from clusterfixtures import failure_sections, fresh_namespace, session_cluster  # noqa: E402
-from clusterkit import Kubectl  # noqa: E402
+from clusterfixtures import (  # noqa: E402, F401
+    # Shared with the other tier; importing a fixture or hook here registers it.
+    k,
+    kubectl,
+    namespace,
+    pytest_runtest_makereport,
+    session_cluster,
+)
 from devoperator import OperatorProcess, start_for_tests, stop_for_tests  # noqa: E402
 from localcluster import LocalCluster  # noqa: E402
 
@@ -46,18 +56,6 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     )
 
 
-@pytest.fixture
-def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace for one test, ready for pods (its ServiceAccount exists)."""
-    yield from fresh_namespace(cluster, request)
-
-
-@pytest.fixture
-def kubectl(cluster: LocalCluster, namespace: str) -> Kubectl:
-    """The real kubectl, admin credentials, default namespace = the test's namespace."""
-    return Kubectl.for_cluster(cluster, namespace)
-
-
 @pytest.fixture(scope="module")
 def operator(
     cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
@@ -67,23 +65,3 @@ def operator(
     proc = start_for_tests(cluster.kubeconfig, tmp_path_factory.mktemp("operator"))
     yield proc
     stop_for_tests(proc)
-
-
-@pytest.fixture
-def k(
-    kubectl: Kubectl, operator: OperatorProcess, request: pytest.FixtureRequest
-) -> Iterator[Kubectl]:
-    """kubectl in the test's namespace with the operator running; its log is shown on failure."""
-    failed_before = request.session.testsfailed
-    yield kubectl
-    if request.session.testsfailed > failed_before:
-        print(f"---- operator log ----\n{operator.logs(80)}")
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    """Attach component logs (and the namespace's events) to failing cluster tests."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.failed and "cluster" in getattr(item, "fixturenames", ()):
-        report.sections.extend(failure_sections(item))

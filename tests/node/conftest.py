@@ -7,11 +7,10 @@ Fixtures:
                       GPU node carrying the nvidia.com/gpu taint (pods that ask for no GPU
                       must land on the real node). Fails with the `make` command that
                       builds what is missing.
-  namespace  function a fresh namespace whose ``default`` ServiceAccount exists.
-  kubectl    function the real kubectl bound to the admin kubeconfig and ``namespace``.
   operator   session  the operator in the cluster, installed with the Helm chart from the
                       operator image (testbin/chartoperator.py).
-  k          function ``kubectl`` with the operator running; its log is shown on failure.
+  namespace, kubectl, k  as in tests/cluster (testbin/clusterfixtures.py), ``k`` with the
+                      operator above.
 
 Environment: as tests/cluster (``TFTJ_TESTBIN_BIN``, ``TFTJ_KEEP_CLUSTER=1``).
 """
@@ -29,8 +28,14 @@ if str(TESTBIN) not in sys.path:
     sys.path.insert(0, str(TESTBIN))
 
 from chartoperator import ChartOperator, for_kubeconfig  # noqa: E402
-from clusterfixtures import failure_sections, fresh_namespace, session_cluster  # noqa: E402
-from clusterkit import Kubectl  # noqa: E402
+from clusterfixtures import (  # noqa: E402, F401
+    # Shared with the other tier; importing a fixture or hook here registers it.
+    k,
+    kubectl,
+    namespace,
+    pytest_runtest_makereport,
+    session_cluster,
+)
 from localcluster import LocalCluster, default_nodes  # noqa: E402
 
 
@@ -47,18 +52,6 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     )
 
 
-@pytest.fixture
-def namespace(cluster: LocalCluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace for one test, ready for pods (its ServiceAccount exists)."""
-    yield from fresh_namespace(cluster, request)
-
-
-@pytest.fixture
-def kubectl(cluster: LocalCluster, namespace: str) -> Kubectl:
-    """The real kubectl, admin credentials, default namespace = the test's namespace."""
-    return Kubectl.for_cluster(cluster, namespace)
-
-
 @pytest.fixture(scope="session")
 def operator(cluster: LocalCluster) -> Iterator[ChartOperator]:
     """The operator IN the cluster: `helm install` of charts/tftj (RBAC, webhook behind its
@@ -71,23 +64,3 @@ def operator(cluster: LocalCluster) -> Iterator[ChartOperator]:
         pytest.fail(f"installing the chart failed: {exc}\n{release.logs()}", pytrace=False)
     yield release
     release.uninstall()
-
-
-@pytest.fixture
-def k(
-    kubectl: Kubectl, operator: ChartOperator, request: pytest.FixtureRequest
-) -> Iterator[Kubectl]:
-    """kubectl in the test's namespace with the operator running; its log is shown on failure."""
-    failed_before = request.session.testsfailed
-    yield kubectl
-    if request.session.testsfailed > failed_before:
-        print(f"---- operator log ----\n{operator.logs(80)}")
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    """Attach component logs (and the namespace's events) to failing tests."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.failed and "cluster" in getattr(item, "fixturenames", ()):
-        report.sections.extend(failure_sections(item))
