@@ -5,7 +5,7 @@
 #   bash testbin/build.sh peer       # only bench/peer_bench.py's peer operator and load client
 #
 # Each component (k8s, etcd, kwok, helm, kueue; for the real node: node = kubelet + kube-proxy,
-# containerd, coredns, and the pause program testbin/images.sh builds) is its own Go
+# containerd, coredns, prometheus, and the pause program testbin/images.sh builds) is its own Go
 # module under testbin/<name>/
 # so their dependency graphs never have to agree. Binaries are built into a cache
 # OUTSIDE the repository, keyed by the pinned version and a hash of the module
@@ -174,6 +174,18 @@ build containerd "${here}/containerd" \
 
 coredns_version="$(required_version "${here}/coredns" github.com/coredns/coredns)"
 build coredns "${here}/coredns" "coredns=github.com/coredns/coredns" "-s -w" "${coredns_version}"
+
+# ---- Prometheus with Kubernetes service discovery (tests/node/test_prometheus.py); Debian's
+# package is built without it. Only the kubernetes SD plugin (`remove_all_sd` drops the cloud
+# ones and their SDKs) and no embedded React UI (`builtinassets` unset): the HTTP API is all
+# the tests use.
+prometheus_version="$(required_version "${here}/prometheus" github.com/prometheus/prometheus)"
+# The Go module's v0.MMM.P is release v(MMM/100).(MMM%100).P (v0.316.0 = Prometheus 3.16.0).
+prometheus_minor="${prometheus_version#v0.}"; prometheus_minor="${prometheus_minor%%.*}"
+prometheus_release="$(( prometheus_minor / 100 )).$(( prometheus_minor % 100 )).${prometheus_version##*.}"
+build prometheus "${here}/prometheus" "prometheus=github.com/prometheus/prometheus/cmd/prometheus" \
+  "-s -w -X github.com/prometheus/common/version.Version=${prometheus_release} -X github.com/prometheus/common/version.Revision=module-${prometheus_version} -X github.com/prometheus/common/version.Branch=module" \
+  "${prometheus_version}" "remove_all_sd enable_kubernetes_sd"
 
 }
 

@@ -22,6 +22,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 TESTBIN_DIR = Path(__file__).resolve().parent
 REPO_DIR = TESTBIN_DIR.parent
@@ -90,6 +93,22 @@ class ChartOperator:
             timeout=timeout + 30,
         )
         wait_until(self._webhook_answers, timeout, "the operator's webhook to answer")
+
+    def template(self, *values: str) -> list[dict[str, Any]]:
+        """The objects ``helm install --set <values>`` would create in this cluster
+        (``helm template`` for the server's Kubernetes version)."""
+        version = json.loads(self.admin("version", "-o", "json").stdout)["serverVersion"]
+        sets = [a for v in values for a in ("--set", v)]
+        rendered = self.helm(
+            "template",
+            self.release,
+            str(CHART),
+            "-n",
+            self.namespace,
+            f"--kube-version={version['gitVersion']}",
+            *sets,
+        )
+        return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
 
     def _webhook_answers(self) -> bool:
         probe = {

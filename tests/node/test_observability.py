@@ -1,10 +1,5 @@
 """What a user watches while a job trains on the real node: the job's TensorBoard pod serves
-the run's scalars over HTTP.
-
-Not here yet: a real Prometheus discovering the worker pods with kubernetes_sd. Debian's
-prometheus package (2.42, used by tests/trainer) is built without the Kubernetes service
-discovery ("field kubernetes_sd_configs not found"); it needs a Prometheus built from its Go
-module in testbin."""
+the run's scalars over HTTP. (Prometheus over the worker pods: test_prometheus.py.)"""
 
 from __future__ import annotations
 
