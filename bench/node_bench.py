@@ -9,9 +9,11 @@ What is measured, in this one run on this machine:
      real node (operator in the cluster, from the chart), split into: scheduling (apply ->
      both pods bound), container start (-> both containers running), TensorFlow import and
      set-up (-> the chief's /metrics answers), first step (-> /metrics reports step >= 1);
-     against `tftj run` of the same spec to its first step, in the same run.
+     against `tftj run` of the same spec, split the same way from its start, in the same run.
+  3. With --tier: the wall time of the whole tests/node tier (its own cluster, as `make test`
+     runs it), against the cluster start measured in 1.
 
-Usage: python bench/node_bench.py [--no-write]
+Usage: python bench/node_bench.py [--no-write] [--tier]
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from chartoperator import for_kubeconfig  # noqa: E402
 from localcluster import LocalCluster, default_nodes  # noqa: E402
 from tftj.trainerprogress import read_trainer_progress  # noqa: E402
-from trainer_bench import SPEC, first_step_seconds  # noqa: E402
+from trainer_bench import SPEC, first_step_marks  # noqa: E402
 
 SECTION = "## Real node"
 #: The first (cold) build on the 2-core machine, from the build logs of 2026-12-01 (load
@@ -56,7 +58,7 @@ def last_build_seconds() -> dict[str, float]:
     dirs = (REPO / "testbin" / "bin" / ".cache-dirs").read_text().split()
     for d in dirs:
         name = Path(d).name.split("-v")[0]
-        if name in ("node", "containerd", "coredns"):
+        if name in ("node", "containerd", "coredns", "prometheus"):
             found[name] = float((Path(d) / ".build-seconds").read_text())
     images = json.loads((REPO / "testbin" / "bin" / "images.json").read_text())
     for name, image in images.items():
@@ -138,9 +140,25 @@ def apply_to_first_step(cluster: LocalCluster) -> dict[str, float]:
     return marks
 
 
+def tier_seconds() -> float:
+    """Wall time of `pytest tests/node`; raises when the tier fails (no figure from a red run)."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/node"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"tests/node failed:\n{proc.stdout[-5000:]}")
+    print(proc.stdout.splitlines()[-1])
+    return time.monotonic() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--tier", action="store_true", help="also time `pytest tests/node`")
     args = parser.parse_args()
 
     cold = last_build_seconds()
@@ -163,23 +181,47 @@ def main() -> None:
             marks = apply_to_first_step(cluster)
         finally:
             cluster.stop()
-    local = first_step_seconds(2)
+    local_marks = first_step_marks(2)
+    local = local_marks["first step"]
+    tier = tier_seconds() if args.tier else None
     load = os.getloadavg()[0]
 
     phases = [
-        ("scheduling (apply -> both pods bound)", marks["scheduled"]),
-        ("container start (-> both running)", marks["containers running"] - marks["scheduled"]),
+        ("scheduling (apply -> both pods bound)", marks["scheduled"], None),
+        (
+            "container start (-> both running)",
+            marks["containers running"] - marks["scheduled"],
+            None,
+        ),
         (
             "TensorFlow import + set-up (-> chief /metrics up)",
             marks["metrics up"] - marks["containers running"],
+            local_marks["metrics up"],
         ),
-        ("first step (-> step >= 1)", marks["first step"] - marks["metrics up"]),
+        (
+            "first step (-> step >= 1)",
+            marks["first step"] - marks["metrics up"],
+            local_marks["first step"] - local_marks["metrics up"],
+        ),
+        ("total", marks["first step"], local),
     ]
     cold_rows = "\n".join(
         f"| {k} | {v / 60:.1f} min |" if v else f"| {k} | not recorded |"
         for k, v in sorted(cold.items())
     )
-    phase_rows = "\n".join(f"| {name} | {sec:.1f} s |" for name, sec in phases)
+    phase_rows = "\n".join(
+        f"| {name} | {sec:.1f} s | {'-' if base is None else f'{base:.1f} s'} |"
+        for name, sec, base in phases
+    )
+    tier_text = (
+        ""
+        if tier is None
+        else f"""
+The whole tests/node tier (`python -m pytest tests/node`, its own cluster with the real node
+and the chart-installed operator): {tier / 60:.1f} min, of which the cluster start above is
+{node_start / tier:.0%}.
+"""
+    )
     body = f"""{SECTION}
 
 `python bench/node_bench.py` (2 cores shared with other work; load average {load:.1f}).
@@ -201,12 +243,13 @@ back: the node adds {node_start - plain_start:.1f} s ({node_start / plain_start:
 `kubectl apply` of a 2-worker TFTrainingJob -> the chief's first training step on the real
 node (operator in the cluster, installed by the chart): {marks["first step"]:.1f} s, against
 {local:.1f} s for `tftj run` of the same spec to its first step: Kubernetes adds
-{marks["first step"] - local:.1f} s ({marks["first step"] / local:.1f}x).
+{marks["first step"] - local:.1f} s ({marks["first step"] / local:.1f}x). `tftj run` has no
+scheduling or container start; its import phase runs from the command's start.
 
-| phase | seconds |
-|---|---|
+| phase | real node | `tftj run` |
+|---|---|---|
 {phase_rows}
-"""
+{tier_text}"""
     print(body)
     if not args.no_write:
         write_section(SECTION, body)

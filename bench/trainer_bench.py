@@ -271,6 +271,12 @@ def component_costs() -> dict[str, float]:
 
 def first_step_seconds(workers: int) -> float:
     """`tftj run` start -> the chief's /metrics shows step >= 1."""
+    return first_step_marks(workers)["first step"]
+
+
+def first_step_marks(workers: int) -> dict[str, float]:
+    """Seconds after `tftj run` starts until the chief's /metrics answers ("metrics up":
+    TensorFlow imported, set up) and until it shows step >= 1 ("first step")."""
     from tftj.localrun.progress import read_progress
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -295,6 +301,7 @@ def first_step_seconds(workers: int) -> float:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        marks: dict[str, float] = {}
         try:
             deadline = started + 180
             while time.monotonic() < deadline:
@@ -303,10 +310,13 @@ def first_step_seconds(workers: int) -> float:
                     progress = read_progress(state["workers"][0]["metricsPort"], timeout=0.5)
                 except (OSError, ValueError, KeyError):
                     progress = None
-                if progress is not None and progress.step >= 1:
-                    return time.monotonic() - started
+                if progress is not None:
+                    marks.setdefault("metrics up", time.monotonic() - started)
+                    if progress.step >= 1:
+                        marks["first step"] = time.monotonic() - started
+                        return marks
                 time.sleep(0.02)  # polling interval
-            raise RuntimeError("no first step within 180 s")
+            raise RuntimeError(f"no first step within 180 s: {marks}")
         finally:
             run.send_signal(signal.SIGTERM)
             run.wait(timeout=60)

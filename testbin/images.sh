@@ -70,6 +70,7 @@ pause_ref="registry.k8s.io/pause:tftj-${pause_key}"
 pause_tar="${cache}/pause-${pause_key}.tar"
 if [[ ! -f "${pause_tar}" ]]; then
   echo "images: pause: building"
+  start=$(date +%s)
   tmp="$(mktemp -d "${cache}/.pause.XXXXXX")"
   (cd "${here}/pause" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags '-s -w' -o "${tmp}/pause" .)
   ctr="$(buildah_ from scratch)"
@@ -79,6 +80,7 @@ if [[ ! -f "${pause_tar}" ]]; then
   buildah_ rm "${ctr}" >/dev/null
   buildah_ push --quiet "${pause_ref}" "oci-archive:${tmp}/pause.tar:${pause_ref}"
   mv "${tmp}/pause.tar" "${pause_tar}"
+  echo "$(( $(date +%s) - start ))" > "${pause_tar}.build-seconds"
   rm -rf "${tmp}"
 fi
 
