@@ -560,6 +560,17 @@ def test_a_disruption_restarts_the_group_without_charging_backoff_limit() -> Non
     assert [d.name for d in plan.deletions] == ["mnist-a0"] and plan.restarted
 
 
+def test_the_workers_a_disruption_stops_in_the_same_second_are_not_charged() -> None:
+    # Worker 1 evicted; the Job's FailJob rule stops worker 0, which ends 143 in the same
+    # second (finishedAt has seconds): the disruption is the cause, nothing is charged.
+    job = make_job({"runPolicy": {"backoffLimit": 0}})
+    step(job)
+    step(job, [batch_job(0)], [failed_pod(0, 0, 143), evicted_pod(0, 1)])
+    status = job["status"]
+    assert (status["attempt"], status["restarts"], status["disruptions"]) == (1, 0, 1)
+    assert status["lastFailure"]["reason"] == "Disrupted"
+
+
 def test_a_worker_stranded_on_a_not_ready_node_is_a_disruption_before_it_ends() -> None:
     # Taint eviction on a NotReady node: DisruptionTarget and deletion, but no kubelet will
     # ever report the pod Failed. The restart is decided now and waits for the pods to go.

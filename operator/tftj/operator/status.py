@@ -136,7 +136,13 @@ def first_failure(pods: list[Obj]) -> WorkerFailure | None:
     failed = [p for p in pods if pod_phase(p) == "Failed" or is_disrupted(p)]
     if not failed:
         return None
-    pod = min(failed, key=lambda p: (_failure_time(p), pod_index(p) or 0))
+    # Times have a resolution of seconds. On a tie the disrupted worker is the cause: its
+    # Job's DisruptionTarget rule (FailJob) then stops the others, which end 143 in the same
+    # second, and charging that 143 to backoffLimit would fail a job Kubernetes disrupted.
+    pod = min(
+        failed,
+        key=lambda p: (_failure_time(p), disruption_condition(p) is None, pod_index(p) or 0),
+    )
     terminated = _terminated(pod) or {}
     code = terminated.get("exitCode")
     status = pod.get("status") or {}
