@@ -417,7 +417,7 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         for name, values in hooks.items():
             if values:
                 lines.append(
-                    f"| {LABELS[name].split(',')[0].split(' as ')[0]} | "
+                    f"| {LABELS[name]} | "
                     + " | ".join(f"{pct(values, q) * 1000:.1f}" for q in (50, 95, 99, 100))
                     + " |"
                 )
