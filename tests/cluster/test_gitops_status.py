@@ -26,7 +26,9 @@ from tftj.api.crd import crd
 
 from tests.unit.gitopscheck import EXPECTED, FIXTURES, argocd_health, as_fixture, kstatus
 
-TIMEOUT = 60
+# Generous: a deadline, not a pause. The first status write of a burst of jobs took over 60 s
+# once with the machine at load 25.
+TIMEOUT = 180
 Obj = dict[str, Any]
 
 
