@@ -36,6 +36,16 @@ def wait_running(k: Kubectl, name: str, attempt: int, replicas: int = 2) -> list
     return result
 
 
+def wait_disrupted(k: Kubectl, name: str) -> dict[str, Any]:
+    """The job's status once it counted one disruption."""
+    status: dict[str, Any] = wait_for(
+        lambda: s if (s := status_of(k, name)).get("disruptions") == 1 else None,
+        TIMEOUT,
+        message=lambda: json.dumps(status_of(k, name), indent=1),
+    )
+    return status
+
+
 def release(k: Kubectl, name: str) -> None:
     k("label", "pods", "-l", f"tftj.dev/job-name={name}", f"{HOLD_LABEL}-")
 
@@ -63,12 +73,7 @@ def test_evicted_worker_is_a_disruption_not_charged_to_backoff_limit(k: Kubectl)
         "-",
         input=json.dumps(eviction),
     )
-    wait_for(
-        lambda: status_of(k, "evict").get("disruptions") == 1,
-        TIMEOUT,
-        message=lambda: json.dumps(status_of(k, "evict"), indent=1),
-    )
-    status = status_of(k, "evict")
+    status = wait_disrupted(k, "evict")
     assert status["restarts"] == 0
     assert status["lastFailure"]["reason"] == "Disrupted"
     assert "EvictionByEvictionAPI" in status["lastFailure"]["message"]
@@ -103,12 +108,7 @@ def test_node_lost_with_workers_restarts_the_group_elsewhere(
     lost = sorted({p["spec"]["nodeName"] for p in wait_running(k, "lost", 0)})
     k("delete", "node", *lost)
     # The pod garbage collector fails and removes the orphaned pods (DeletionByPodGC).
-    wait_for(
-        lambda: status_of(k, "lost").get("disruptions") == 1,
-        TIMEOUT,
-        message=lambda: json.dumps(status_of(k, "lost"), indent=1),
-    )
-    assert status_of(k, "lost")["restarts"] == 0
+    assert wait_disrupted(k, "lost")["restarts"] == 0
     new_nodes = {p["spec"]["nodeName"] for p in wait_running(k, "lost", 1)}
     assert not new_nodes & set(lost), "the new group runs on the nodes that are left"
     release(k, "lost")
@@ -172,12 +172,7 @@ def test_node_not_ready_with_workers_restarts_the_group_once_its_pods_are_gone(
         patch = {"status": {"conditions": [not_ready]}}
         admin("patch", "node", node, "--subresource=status", "-p", json.dumps(patch))
 
-    wait_for(
-        lambda: status_of(k, "notready").get("disruptions") == 1,
-        TIMEOUT,
-        message=lambda: json.dumps(status_of(k, "notready"), indent=1),
-    )
-    status = status_of(k, "notready")
+    status = wait_disrupted(k, "notready")
     assert status["restarts"] == 0
     assert "DeletionByTaintManager" in status["lastFailure"]["message"], status["lastFailure"]
     # The evicted pods cannot finish terminating: no new group meanwhile, and the status says why.

@@ -129,6 +129,17 @@ def trainer_command(params: Path, storage: Path, *extra: str, metrics_port: int 
     ]
 
 
+def start_trainer(params: Path, storage: Path) -> subprocess.Popen[str]:
+    """One lone worker in the background (stderr kept for the test, stdout dropped)."""
+    return subprocess.Popen(
+        trainer_command(params, storage),
+        env=trainer_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def run_state(workdir: Path) -> dict[str, Any] | None:
     """`tftj run`'s state.json (pids and metrics ports of the current attempt), once written."""
     try:

@@ -128,19 +128,13 @@ def test_a_crash_during_export_leaves_the_previous_export_whole(tmp_path: Path) 
 
     import tensorflow as tf
 
-    from tests.trainer.conftest import trainer_command, wait_for, write_params
+    from tests.trainer.conftest import start_trainer, wait_for, write_params
 
     storage = tmp_path / "storage"
 
     def trainer(epochs: int) -> subprocess.Popen[str]:
         params = write_params(tmp_path, f"e{epochs}", {"training": {"epochs": epochs}})
-        return subprocess.Popen(
-            trainer_command(params, storage),
-            env=trainer_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        return start_trainer(params, storage)
 
     first = trainer(1)
     assert first.wait(timeout=180) == 0, first.communicate()[1][-2000:]

@@ -58,7 +58,7 @@ def test_chief_killed_during_a_save_resumes_from_the_last_complete_checkpoint(
 
     import tensorflow as tf
 
-    from tests.trainer.conftest import trainer_command, wait_for, write_params
+    from tests.trainer.conftest import start_trainer, wait_for, write_params
 
     # Wide layers (~50 MB of variables and optimizer slots per save) keep the save open long
     # enough to be caught; few examples keep the epochs short.
@@ -75,13 +75,7 @@ def test_chief_killed_during_a_save_resumes_from_the_last_complete_checkpoint(
     checkpoints = storage / "checkpoints"
 
     def trainer() -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            trainer_command(params, storage),
-            env=trainer_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        return start_trainer(params, storage)
 
     def saving_after_the_first() -> Path | None:
         return next((p for p in checkpoints.glob("ckpt-*_temp") if p.name != "ckpt-1_temp"), None)
