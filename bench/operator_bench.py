@@ -43,7 +43,7 @@ sys.path[:0] = [str(REPO / "testbin"), str(REPO / "operator")]
 
 from benchdoc import write_section  # noqa: E402
 from devoperator import WEBHOOK_PATH, Admin, OperatorProcess, install, training_job  # noqa: E402
-from localcluster import LocalCluster  # noqa: E402
+from localcluster import LocalCluster, NodeSpec  # noqa: E402
 
 HOLD = {"testbin.tftj.dev/hold": "true"}  # pods stay Running: "all Running" is the end point
 SMALL = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
@@ -254,13 +254,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 STALL_SECONDS = 60.0  # no job newly all-Running for this long: check the watches (fill_in)
 CREATE_CLIENTS = 8  # parallel `kubectl create` processes: "applied at once", not one by one
 
@@ -364,9 +357,26 @@ def dry_run_latencies(admin: Admin, namespace: str, concurrency: int, total: int
         return list(pool.map(one, range(total)))
 
 
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """VmRSS (now) or VmHWM (the peak so far) of `pid`, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def scale_nodes(pods: int) -> list[NodeSpec]:
+    """kwok nodes with room for `pods` small pods (and the warm-up), ~900 to a node: the
+    default three nodes hold ~2,900 of them, not 1,000 jobs x 4."""
+    return [
+        NodeSpec(f"kwok-cpu-{i}", cpu="256", memory="2Ti", pods="1000")
+        for i in range(max(3, -(-pods // 900)))
+    ]
+
+
 def baseline_tree(revision: str, into: Path) -> Path:
-    """The `operator/` directory of git `revision`, exported to `into`: an operator run from
-    its own source in the same run (and one that edits to the checkout cannot change)."""
+    """The `operator/` directory of git `revision`, exported to `into` (the operator the
+    candidate is compared with, run from its own source in the same run)."""
     into.mkdir(parents=True)
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", revision, "operator"],
@@ -377,42 +387,24 @@ def baseline_tree(revision: str, into: Path) -> Path:
     return into / "operator"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
-
-    state = Path(tempfile.mkdtemp(prefix="tftj-bench-operator-"))
-    names = [f"b{i:03d}" for i in range(args.jobs)]
-    proc: OperatorProcess | None = None
-    # Each phase gets a fresh control plane (same binaries, same machine, same run): deleting
-    # 800 pods between phases takes minutes and would load the second phase.
-    try:
-        # Other work on the machine shares the 2 cores with the control plane: say how busy it
-        # was (1-minute load average when each phase starts and when the last one ends).
-        loads = [os.getloadavg()[0]]
-        # ---- floor: the same Jobs straight through kubectl
-        with LocalCluster(state / "floor", die_with_parent=True) as cluster:
-            admin = Admin(cluster.kubeconfig)
-            admin("create", "namespace", "bench-floor")
-            watcher = Watcher(admin, "bench-floor", args.workers, "bench/job")
-            watcher.start()
-            t0 = apply_many(admin, "bench-floor", [floor_job(n, args.workers) for n in names])
-            wait_all(watcher, args.jobs, args.timeout)
-            floor = phase(watcher, t0, names)
-            filled = {"floor": watcher.filled}
-            watcher.stop()
-
-        # ---- operator
-        with LocalCluster(state / "operator-cluster", die_with_parent=True) as cluster:
-            admin = Admin(cluster.kubeconfig)
-            install(admin)
-            proc = OperatorProcess(admin, state / "operator", ["--workers=16"])
+def operator_phase(
+    args: argparse.Namespace,
+    state: Path,
+    names: list[str],
+    source_dir: Path | None,
+    *,
+    webhook: bool,
+) -> dict[str, Any]:
+    """One operator (from `source_dir`, default this checkout) on a fresh control plane: the
+    burst's latencies, its CPU and memory, and (`webhook`) the admission figures."""
+    result: dict[str, Any] = {}
+    with LocalCluster(
+        state / "cluster", nodes=scale_nodes(len(names) * args.workers), die_with_parent=True
+    ) as cluster:
+        admin = Admin(cluster.kubeconfig)
+        install(admin)
+        proc = OperatorProcess(admin, state / "operator", ["--workers=16"], source_dir=source_dir)
+        try:
             proc.start(die_with_parent=True)
             assert proc.process is not None
             pid = proc.process.pid
@@ -420,8 +412,9 @@ def main() -> int:
             warm_up(admin)
             watcher = Watcher(admin, "bench-op", args.workers, "tftj.dev/job-name")
             watcher.start("tftrainingjobs")
+            result["idle_rss"] = rss_mib(pid)
             cpu0 = cpu_seconds(pid)
-            loads.append(os.getloadavg()[0])
+            result["load"] = [os.getloadavg()[0]]
             manifests = [
                 training_job(
                     n,
@@ -433,88 +426,204 @@ def main() -> int:
                 for n in names
             ]
             t0 = apply_many(admin, "bench-op", manifests)
+            wait_all(watcher, len(names), args.timeout)
+            result.update(phase(watcher, t0, names))
+            result["filled"] = watcher.filled
+            result["admitted"] = [watcher.admitted[n] - t0 for n in names if n in watcher.admitted]
+            result["cpu"] = cpu_seconds(pid) - cpu0
+            result["load"].append(os.getloadavg()[0])
+            watcher.stop()
+            # Every job live: what the operator holds for them once the burst has settled.
+            result["live_rss"] = rss_mib(pid)
+            result["peak_rss"] = rss_mib(pid, "VmHWM")
+            if webhook:
+                admin("create", "namespace", "bench")
+                result["direct"] = webhook_latencies(proc, args.concurrency, args.requests)
+                result["dry_with"] = dry_run_latencies(
+                    admin, "bench", args.concurrency, args.requests // 5
+                )
+                proc.stop()
+                admin(
+                    "delete", "validatingwebhookconfiguration", "tftj-validate-local", check=False
+                )
+                result["dry_without"] = dry_run_latencies(
+                    admin, "bench", args.concurrency, args.requests // 5
+                )
+        finally:
+            proc.stop()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run the operator of git revision REV (same run, same burst): before/after",
+    )
+    parser.add_argument("--no-webhook", action="store_true", help="skip the admission measurements")
+    parser.add_argument(
+        "--section",
+        default="## Operator",
+        help="the docs/benchmarks.md section to write (default: %(default)s)",
+    )
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    state = Path(tempfile.mkdtemp(prefix="tftj-bench-operator-"))
+    names = [f"b{i:03d}" for i in range(args.jobs)]
+    pods = args.jobs * args.workers
+    # Each phase gets a fresh control plane (same binaries, same machine, same run): deleting
+    # 800 pods between phases takes minutes and would load the second phase.
+    try:
+        # Other work on the machine shares the 2 cores with the control plane: say how busy it
+        # was (1-minute load average when each phase starts and when the last one ends).
+        loads = [os.getloadavg()[0]]
+        # ---- floor: the same Jobs straight through kubectl
+        with LocalCluster(
+            state / "floor", nodes=scale_nodes(pods), die_with_parent=True
+        ) as cluster:
+            admin = Admin(cluster.kubeconfig)
+            admin("create", "namespace", "bench-floor")
+            watcher = Watcher(admin, "bench-floor", args.workers, "bench/job")
+            watcher.start()
+            t0 = apply_many(admin, "bench-floor", [floor_job(n, args.workers) for n in names])
             wait_all(watcher, args.jobs, args.timeout)
-            operator = phase(watcher, t0, names)
-            filled["operator"] = watcher.filled
-            admitted = [watcher.admitted[n] - t0 for n in names if n in watcher.admitted]
-            cpu = cpu_seconds(pid) - cpu0
-            loads.append(os.getloadavg()[0])
+            floor = phase(watcher, t0, names)
+            filled = {"floor": watcher.filled}
             watcher.stop()
 
-            # ---- webhook
-            admin("create", "namespace", "bench")
-            direct = webhook_latencies(proc, args.concurrency, args.requests)
-            dry_with = dry_run_latencies(admin, "bench", args.concurrency, args.requests // 5)
-            rss = peak_rss_mib(pid)
-            proc.stop()
-            admin("delete", "validatingwebhookconfiguration", "tftj-validate-local", check=False)
-            dry_without = dry_run_latencies(admin, "bench", args.concurrency, args.requests // 5)
+        before = None
+        if args.baseline:
+            source = baseline_tree(args.baseline, state / "baseline-src")
+            before = operator_phase(args, state / "baseline", names, source, webhook=False)
+            filled["baseline"] = before["filled"]
+        operator = operator_phase(
+            args, state / "candidate", names, None, webhook=not args.no_webhook
+        )
+        filled["operator"] = operator["filled"]
+        loads += operator["load"]
     finally:
-        if proc is not None:
-            proc.stop()
         shutil.rmtree(state, ignore_errors=True)
 
+    text = report(args, floor, before, operator, filled, loads)
+    print(text)
+    if not args.no_write:
+        print(f"written to {write_section(args.section, text)}")
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    floor: dict[str, float],
+    before: dict[str, Any] | None,
+    operator: dict[str, Any],
+    filled: dict[str, int],
+    loads: list[float],
+) -> str:
     ms = 1000.0
-    rows = [
-        ("apply -> worker Job created, p50", floor["created_p50"], operator["created_p50"]),
-        ("apply -> worker Job created, p95", floor["created_p95"], operator["created_p95"]),
-        ("apply -> all workers Running, p50", floor["running_p50"], operator["running_p50"]),
-        ("apply -> all workers Running, p95", floor["running_p95"], operator["running_p95"]),
-        ("apply -> last job all Running", floor["last_running"], operator["last_running"]),
+    keys = [
+        ("apply -> worker Job created, p50", "created_p50"),
+        ("apply -> worker Job created, p95", "created_p95"),
+        ("apply -> all workers Running, p50", "running_p50"),
+        ("apply -> all workers Running, p95", "running_p95"),
+        ("apply -> last job all Running", "last_running"),
     ]
+    baseline = f"operator at `{args.baseline}`" if args.baseline else ""
     lines = [
-        "## Operator",
+        args.section,
         "",
-        f"`bench/operator_bench.py` — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"`bench/operator_bench.py {' '.join(sys.argv[1:])}` — "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; one "
         "local control plane (kube-apiserver/controller-manager/scheduler 1.36, etcd, kwok) on "
-        "the same machine as the operator (a fresh one per phase). "
-        f"{args.jobs} jobs x {args.workers} workers created at once (8 parallel `kubectl create`). The floor is "
-        "the same worker Jobs created directly the same way in the same run (the Job "
-        "controller, scheduler and kwok alone). Operator: `--workers=16`, under its "
-        "ServiceAccount. Load average (1 min) at the floor's start, the operator phase's start "
+        "the same machine as the operator (a fresh one per phase, kwok nodes sized for the "
+        f"pods). {args.jobs} jobs x {args.workers} workers created at once (8 parallel "
+        "`kubectl create`). The floor is the same worker Jobs created directly the same way in "
+        "the same run (the Job controller, scheduler and kwok alone). Operator: `--workers=16`, "
+        "under its ServiceAccount"
+        + (f"; the baseline is the {baseline}, run from its own source" if before else "")
+        + ". Load average (1 min) at the floor's start, the operator phase's start "
         f"and its end: {loads[0]:.2f}, {loads[1]:.2f}, {loads[2]:.2f}.",
         "",
-        "| seconds | floor (Jobs via kubectl) | operator (TFTrainingJobs) | ratio |",
-        "|---|---:|---:|---:|",
     ]
-    for label, base, op in rows:
-        lines.append(f"| {label} | {base:.2f} | {op:.2f} | {op / base:.2f}x |")
+    if before is not None:
+        lines += [
+            f"| seconds | floor (Jobs via kubectl) | {baseline} | operator (this tree) "
+            "| ratio to floor (baseline -> this) |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for label, key in keys:
+            base, old, new = floor[key], before[key], operator[key]
+            lines.append(
+                f"| {label} | {base:.2f} | {old:.2f} | {new:.2f} | "
+                f"{old / base:.2f}x -> {new / base:.2f}x |"
+            )
+    else:
+        lines += [
+            "| seconds | floor (Jobs via kubectl) | operator (TFTrainingJobs) | ratio |",
+            "|---|---:|---:|---:|",
+        ]
+        for label, key in keys:
+            base, new = floor[key], operator[key]
+            lines.append(f"| {label} | {base:.2f} | {new:.2f} | {new / base:.2f}x |")
     if any(filled.values()):
         lines += [
             "",
-            f"A watch missed events: {filled['floor']} (floor) / {filled['operator']} (operator) "
-            f"records were filled in by a listing after {STALL_SECONDS:.0f} s without progress, "
-            "so those phases are reported late.",
+            "A watch missed events: records filled in by a listing after "
+            f"{STALL_SECONDS:.0f} s without progress ({filled}), so those phases are reported "
+            "late.",
         ]
+    admitted = operator["admitted"]
     lines += [
         "",
         f"In the operator phase the TFTrainingJobs themselves exist (admitted through the "
         f"webhook) after p50 {pct(admitted, 50):.2f} s / p95 {pct(admitted, 95):.2f} s; the "
         "rest of the first row is the operator's first reconcile waiting its turn.",
         "",
-        f"Operator during that phase: {cpu:.1f} CPU-seconds "
-        f"({cpu / operator['last_running']:.2f} cores on average), peak RSS {rss:.0f} MiB.",
-        "",
-        f"Admission at {args.concurrency} concurrent requests:",
-        "",
-        "| milliseconds | p50 | p99 |",
-        "|---|---:|---:|",
-        f"| webhook alone ({args.requests} AdmissionReviews straight to it) | "
-        f"{pct(direct, 50) * ms:.1f} | {pct(direct, 99) * ms:.1f} |",
-        f"| `kubectl create --dry-run=server` with the webhook ({len(dry_with)}) | "
-        f"{pct(dry_with, 50) * ms:.0f} | {pct(dry_with, 99) * ms:.0f} |",
-        f"| same without the webhook: the floor ({len(dry_without)}) | "
-        f"{pct(dry_without, 50) * ms:.0f} | {pct(dry_without, 99) * ms:.0f} |",
-        "",
-        "The kubectl rows include starting a kubectl process per request (the same in both).",
-        "",
+        "| operator | CPU-seconds (burst) | CPU ms per job | idle RSS MiB | RSS MiB, all live "
+        "| peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        print(f"written to {write_section('## Operator', text)}")
-    return 0
+    for label, run in ((baseline, before), ("this tree", operator)):
+        if run is not None:
+            lines.append(
+                f"| {label} | {run['cpu']:.1f} | {run['cpu'] / args.jobs * ms:.0f} | "
+                f"{run['idle_rss']:.0f} | {run['live_rss']:.0f} | {run['peak_rss']:.0f} |"
+            )
+    lines += [
+        "",
+        "CPU-seconds are the operator process's (reconcile, watches and the webhook's "
+        "validations of the burst) from the first create to the last job all Running; idle RSS "
+        "is after one warm-up job, before the burst.",
+    ]
+    if "direct" in operator:
+        direct, dry_with, dry_without = (
+            operator["direct"],
+            operator["dry_with"],
+            operator["dry_without"],
+        )
+        lines += [
+            "",
+            f"Admission at {args.concurrency} concurrent requests:",
+            "",
+            "| milliseconds | p50 | p99 |",
+            "|---|---:|---:|",
+            f"| webhook alone ({args.requests} AdmissionReviews straight to it) | "
+            f"{pct(direct, 50) * ms:.1f} | {pct(direct, 99) * ms:.1f} |",
+            f"| `kubectl create --dry-run=server` with the webhook ({len(dry_with)}) | "
+            f"{pct(dry_with, 50) * ms:.0f} | {pct(dry_with, 99) * ms:.0f} |",
+            f"| same without the webhook: the floor ({len(dry_without)}) | "
+            f"{pct(dry_without, 50) * ms:.0f} | {pct(dry_without, 99) * ms:.0f} |",
+            "",
+            "The kubectl rows include starting a kubectl process per request (the same in both).",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
