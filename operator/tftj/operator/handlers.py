@@ -28,6 +28,7 @@ from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE
 from tftj.operator.controller import Controller
 from tftj.operator.election import LeaderElector
 from tftj.operator.status import job_signal, pod_signal
+from tftj.operator.transforms import lean_job, lean_pod, lean_training_job
 
 
 def build_registry(
@@ -79,12 +80,15 @@ def build_registry(
         if type == "DELETED":
             controller.forget(key)
             return
-        controller.cache.put_job(dict(body))
+        controller.cache.put_job(lean_training_job(body))
         if meta.get("resourceVersion") != controller.written.get(key):
             controller.enqueue(namespace, name, urgent=not status)
 
     def child_event(
-        kind: str, signal_of: Callable[[dict[str, Any]], tuple[Any, ...]], kw: dict[str, Any]
+        kind: str,
+        lean: Callable[[dict[str, Any]], dict[str, Any]],
+        signal_of: Callable[[dict[str, Any]], tuple[Any, ...]],
+        kw: dict[str, Any],
     ) -> None:
         # Wake the parent only when something it decides on changed (see status.*_signal):
         # pods emit many updates that cannot change a reconcile's outcome.
@@ -96,7 +100,7 @@ def build_registry(
             controller.signals.pop(key, None)
             controller.cache.delete(kind, owner, name)
         else:
-            body = dict(kw["body"])
+            body = lean(kw["body"])  # only what reconcile reads (tftj.operator.transforms)
             # Always keep the latest body (the chief's IP, say), even when it wakes no one.
             controller.cache.put(kind, owner, body)
             signal = signal_of(body)
@@ -106,10 +110,10 @@ def build_registry(
         controller.enqueue_soon(namespace, parent)
 
     async def worker_job_event(**kwargs: Any) -> None:
-        child_event("Job", job_signal, kwargs)
+        child_event("Job", lean_job, job_signal, kwargs)
 
     async def worker_pod_event(**kwargs: Any) -> None:
-        child_event("Pod", pod_signal, kwargs)
+        child_event("Pod", lean_pod, pod_signal, kwargs)
 
     kopf.on.event(
         "batch",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ipaddress
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from tftj.operator import kueue
 from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE, Obj
 from tftj.operator.reconcile import Observed, Plan, rfc3339
 from tftj.operator.status import chief_pod, is_suspended
+from tftj.operator.transforms import lean_job, lean_pod
 from tftj.trainerprogress import read_trainer_progress
 
 log = logging.getLogger("tftj.operator")
@@ -51,6 +53,18 @@ def _ignore(status: int, call: Callable[[], Any]) -> Any:
         if exc.status == status:
             return None
         raise
+
+
+def _raw(response: Any) -> Obj:
+    """The JSON body of a call made with `_preload_content=False`: the client's typed models
+    cost more CPU to build (and to turn back into dicts) than the rest of a reconcile."""
+    body: Obj = json.loads(response.data)
+    return body
+
+
+def _list_version(listing: Obj) -> str | None:
+    version = (listing.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version else None
 
 
 def _mapping(value: Any) -> Obj:
@@ -100,10 +114,6 @@ class Kube:
         # When set, the operator never connects to a pod IP outside these networks.
         self.scrape_allowed = list(scrape_allowed)
 
-    def _plain(self, obj: Any) -> Obj:
-        result: Obj = self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
-        return result
-
     # ------------------------------------------------------------------ reading
 
     def get_job(self, namespace: str, name: str) -> Obj:
@@ -118,33 +128,36 @@ class Kube:
         return job
 
     def _get_child(self, kind: str, namespace: str, name: str) -> Obj | None:
-        readers: dict[str, Callable[[str, str], Any]] = {
+        readers: dict[str, Callable[..., Any]] = {
             "ConfigMap": self.core.read_namespaced_config_map,
             "Service": self.core.read_namespaced_service,
             "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
             "Deployment": self.apps.read_namespaced_deployment,
         }
-        found = _ignore(404, lambda: readers[kind](name, namespace))
-        return None if found is None else self._plain(found)
+        found = _ignore(404, lambda: readers[kind](name, namespace, _preload_content=False))
+        return None if found is None else _raw(found)
 
     def list_workers(self, namespace: str, name: str) -> tuple[Listing, Listing]:
         """Every worker Job and worker pod labelled with the job's name, straight from the
-        apiserver, each with the listing's resourceVersion (see cache.Cache.prune)."""
-        jobs = self.batch.list_namespaced_job(
-            namespace, label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ATTEMPT}"
+        apiserver, in their lean forms (tftj.operator.transforms), each with the listing's
+        resourceVersion (see cache.Cache.prune)."""
+        jobs = _raw(
+            self.batch.list_namespaced_job(
+                namespace,
+                label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ATTEMPT}",
+                _preload_content=False,
+            )
         )
-        pods = self.core.list_namespaced_pod(
-            namespace, label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ROLE}=worker"
+        pods = _raw(
+            self.core.list_namespaced_pod(
+                namespace,
+                label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ROLE}=worker",
+                _preload_content=False,
+            )
         )
         return (
-            (
-                [self._plain(j) for j in jobs.items],
-                getattr(jobs.metadata, "resource_version", None),
-            ),
-            (
-                [self._plain(p) for p in pods.items],
-                getattr(pods.metadata, "resource_version", None),
-            ),
+            ([lean_job(j) for j in jobs.get("items") or []], _list_version(jobs)),
+            ([lean_pod(p) for p in pods.get("items") or []], _list_version(pods)),
         )
 
     def observe(
