@@ -375,8 +375,8 @@ def scale_nodes(pods: int) -> list[NodeSpec]:
 
 
 def baseline_tree(revision: str, into: Path) -> Path:
-    """The `operator/` directory of git `revision`, exported to `into` (the operator the
-    candidate is compared with, run from its own source in the same run)."""
+    """The `operator/` directory of git `revision`, exported to `into`: an operator run from
+    its own source in the same run (and one that edits to the checkout cannot change)."""
     into.mkdir(parents=True)
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", revision, "operator"],
@@ -503,8 +503,11 @@ def main() -> int:
             source = baseline_tree(args.baseline, state / "baseline-src")
             before = operator_phase(args, state / "baseline", names, source, webhook=False)
             filled["baseline"] = before["filled"]
+        candidate = (
+            baseline_tree(args.candidate, state / "candidate-src") if args.candidate else None
+        )
         operator = operator_phase(
-            args, state / "candidate", names, None, webhook=not args.no_webhook
+            args, state / "candidate", names, candidate, webhook=not args.no_webhook
         )
         filled["operator"] = operator["filled"]
         loads += operator["load"]
@@ -516,6 +519,10 @@ def main() -> int:
     if not args.no_write:
         print(f"written to {write_section(args.section, text)}")
     return 0
+
+
+def candidate_label(args: argparse.Namespace) -> str:
+    return f"operator at `{args.candidate}`" if args.candidate else "operator (this tree)"
 
 
 def report(
@@ -554,8 +561,8 @@ def report(
     ]
     if before is not None:
         lines += [
-            f"| seconds | floor (Jobs via kubectl) | {baseline} | operator (this tree) "
-            "| ratio to floor (baseline -> this) |",
+            f"| seconds | floor (Jobs via kubectl) | {baseline} | {candidate_label(args)} "
+            "| ratio to floor (baseline -> candidate) |",
             "|---|---:|---:|---:|---:|",
         ]
         for label, key in keys:
@@ -590,7 +597,7 @@ def report(
         "| peak RSS MiB |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for label, run in ((baseline, before), ("this tree", operator)):
+    for label, run in ((baseline, before), (candidate_label(args), operator)):
         if run is not None:
             lines.append(
                 f"| {label} | {run['cpu']:.1f} | {run['cpu'] / args.jobs * ms:.0f} | "
