@@ -466,6 +466,11 @@ def main() -> int:
         metavar="REV",
         help="also run the operator of git revision REV (same run, same burst): before/after",
     )
+    parser.add_argument(
+        "--candidate",
+        metavar="REV",
+        help="run the operator of git revision REV as the candidate (default: this checkout)",
+    )
     parser.add_argument("--no-webhook", action="store_true", help="skip the admission measurements")
     parser.add_argument(
         "--section",
