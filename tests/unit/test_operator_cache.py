@@ -60,3 +60,15 @@ def test_a_listing_prunes_only_what_it_proves_deleted() -> None:
     assert gone == 1
     assert sorted(p["metadata"]["name"] for p in cache.owned(PODS, OWNER)) == ["kept", "newer"]
     assert cache.prune(PODS, OWNER, [], None) == 0  # no listing version: prove nothing
+
+
+def test_sizes_count_what_is_held() -> None:
+    cache = Cache()
+    cache.put_job(obj("mnist", "1"))
+    for i in range(3):
+        cache.put(PODS, OWNER, obj(f"mnist-a0-{i}", "2"))
+    cache.put(JOBS, OWNER, obj("mnist-a0", "2"))
+    assert cache.sizes() == {"TFTrainingJob": 1, JOBS: 1, PODS: 3}
+    cache.delete(PODS, OWNER, "mnist-a0-1")
+    cache.forget_job(OWNER)
+    assert cache.sizes() == {"TFTrainingJob": 0, JOBS: 1, PODS: 2}

@@ -52,6 +52,14 @@ class Cache:
         # kind -> owner key -> object name -> body
         self._owned: dict[str, dict[Key, dict[str, Obj]]] = {JOBS: {}, PODS: {}}
 
+    def sizes(self) -> dict[str, int]:
+        """How many objects of each kind the cache holds (tftj_operator_cache_objects)."""
+        with self._lock:
+            return {
+                "TFTrainingJob": len(self._jobs),
+                **{kind: sum(map(len, owners.values())) for kind, owners in self._owned.items()},
+            }
+
     # ------------------------------------------------------------ TFTrainingJobs
 
     def put_job(self, obj: Obj) -> None:

@@ -76,6 +76,31 @@ class Controller:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     executor: concurrent.futures.ThreadPoolExecutor | None = None
 
+    def __post_init__(self) -> None:
+        for kind in ("TFTrainingJob", JOBS, PODS):
+            metrics.CACHE_OBJECTS.labels(kind).set_function(
+                lambda kind=kind: self.cache.sizes()[kind]  # type: ignore[misc]
+            )
+        for index in self.index_sizes():
+            metrics.INDEX_ENTRIES.labels(index).set_function(
+                lambda index=index: self.index_sizes()[index]  # type: ignore[misc]
+            )
+
+    def index_sizes(self) -> dict[str, int]:
+        """Entries of each per-job or per-child index (tftj_operator_index_entries): every one
+        is dropped when its object goes, so they follow the live objects."""
+        queue = self.queue
+        return {
+            "signals": len(self.signals),
+            "children_seen": len(self.children_seen),
+            "written": len(self.written),
+            "failures": len(self.failures),
+            "reread": len(self.reread),
+            "phases": len(self.phases),
+            "queued": len(queue) if queue is not None else 0,
+            "scheduled": queue.scheduled if queue is not None else 0,
+        }
+
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> None:

@@ -40,6 +40,18 @@ ERROR_KINDS = ("api", "connection", "internal")
 for _kind in ERROR_KINDS:
     ERRORS.labels(_kind)
 QUEUE_DEPTH = Gauge("tftj_operator_work_queue_depth", "TFTrainingJobs waiting to be reconciled")
+# What the operator holds in memory, counted at scrape time: both follow the live objects, so
+# growth with no more jobs alive is a leak (the soak test checks they return to zero).
+CACHE_OBJECTS = Gauge(
+    "tftj_operator_cache_objects",
+    "Objects in the operator's watch-fed cache, by kind (TFTrainingJob, Job, Pod)",
+    ["kind"],
+)
+INDEX_ENTRIES = Gauge(
+    "tftj_operator_index_entries",
+    "Entries in the controller's per-job and per-child bookkeeping, by index",
+    ["index"],
+)
 PHASES = ("Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed")
 
 
@@ -64,6 +76,9 @@ class PhaseTracker:
 
     def forget(self, key: tuple[str, str]) -> None:
         self.set(key, None)
+
+    def __len__(self) -> int:
+        return len(self._phases)
 
     def _publish(self) -> None:
         counts = dict.fromkeys(PHASES, 0)

@@ -31,6 +31,11 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         return len(self._pending)
 
+    @property
+    def scheduled(self) -> int:
+        """Keys waiting on a timer (add_after)."""
+        return len(self._timers)
+
     def add(self, key: K, urgent: bool = False) -> None:
         priority = 0 if urgent else 1
         if key in self._active:
