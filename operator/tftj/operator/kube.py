@@ -62,6 +62,12 @@ def _raw(response: Any) -> Obj:
     return body
 
 
+def _drain(response: Any) -> None:
+    """Read and drop the body of a write made with `_preload_content=False` (what the operator
+    writes is all it needs to know; reading the body to the end frees the connection)."""
+    _ = response.data
+
+
 def _list_version(listing: Obj) -> str | None:
     version = (listing.get("metadata") or {}).get("resourceVersion")
     return str(version) if version else None
@@ -304,8 +310,10 @@ class Kube:
         for deletion in plan.deletions:
             _ignore(
                 404,
-                lambda d=deletion: self.batch.delete_namespaced_job(  # type: ignore[misc]
-                    d.name, namespace, propagation_policy=d.propagation
+                lambda d=deletion: _drain(  # type: ignore[misc]
+                    self.batch.delete_namespaced_job(
+                        d.name, namespace, propagation_policy=d.propagation, _preload_content=False
+                    )
                 ),
             )
         for obj in plan.creates:
@@ -333,7 +341,7 @@ class Kube:
             "Job": self.batch.create_namespaced_job,
         }
         # AlreadyExists means an earlier reconcile (maybe before a crash) created it.
-        _ignore(409, lambda: creators[obj["kind"]](namespace, obj))
+        _ignore(409, lambda: _drain(creators[obj["kind"]](namespace, obj, _preload_content=False)))
 
     def _patch(self, namespace: str, patch: Obj) -> None:
         patchers: dict[str, Callable[..., Any]] = {
@@ -344,7 +352,11 @@ class Kube:
         name = patch["metadata"]["name"]
         _ignore(
             404,
-            lambda: patchers[patch["kind"]](name, namespace, patch, _content_type=MERGE_PATCH),
+            lambda: _drain(
+                patchers[patch["kind"]](
+                    name, namespace, patch, _content_type=MERGE_PATCH, _preload_content=False
+                )
+            ),
         )
 
     def post_event(self, job: Obj, type_: str, reason: str, message: str) -> None:
@@ -375,7 +387,13 @@ class Kube:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(meta["namespace"], body)  # type: ignore[arg-type]
+            _drain(
+                self.core.create_namespaced_event(
+                    meta["namespace"],
+                    body,  # type: ignore[arg-type]
+                    _preload_content=False,
+                )
+            )
         except ApiException as exc:
             # An event is a courtesy; losing one must not fail the reconcile.
             log.warning("could not post event %s on %s: %s", reason, meta["name"], exc.reason)
