@@ -120,3 +120,17 @@ def test_pod_template_overrides_and_scheduling() -> None:
         "/etc/tftj/params.yaml",
     ]
     assert pod["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_params_yaml_is_the_safe_dump_of_the_resolved_parameters_every_time() -> None:
+    import yaml
+    from tftj.api.resolve import resolved_to_dict
+    from tftj.operator.children import params_yaml
+
+    for replicas, name in ((2, "a"), (4, "a"), (2, "b"), (2, "a")):
+        spec = TFTrainingJobSpec.model_validate(
+            {"data": {"format": "synthetic"}, "workers": {"replicas": replicas}}
+        )
+        resolved = resolve(spec, name=name, namespace="ml")
+        expected = yaml.safe_dump(resolved_to_dict(resolved), sort_keys=False)
+        assert params_yaml(resolved) == expected  # remembered or not

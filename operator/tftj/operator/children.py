@@ -8,6 +8,10 @@ ownerReference: deletion of the job is left to the garbage collector (no finaliz
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import yaml
@@ -72,8 +76,29 @@ def _meta(job: Obj, name: str, labels: dict[str, str] | None = None) -> Obj:
     }
 
 
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_PARAMS_YAML: OrderedDict[str, str] = OrderedDict()
+_PARAMS_YAML_LOCK = threading.Lock()  # reconciles run in a thread pool
+PARAMS_YAML_KEPT = 2048  # params.yaml texts remembered (~2 KB each, keyed by a digest)
+
+
 def params_yaml(resolved: ResolvedParameters) -> str:
-    return yaml.safe_dump(resolved_to_dict(resolved), sort_keys=False)
+    """params.yaml of `resolved`. The same text is wanted at every look at a job's children
+    (each job every minute or so): it is dumped once per distinct content and remembered,
+    and with the C emitter (3-4x the pure-Python one, same text)."""
+    wire = resolved_to_dict(resolved)
+    key = hashlib.sha256(json.dumps(wire, separators=(",", ":")).encode()).hexdigest()
+    with _PARAMS_YAML_LOCK:
+        text = _PARAMS_YAML.get(key)
+        if text is not None:
+            _PARAMS_YAML.move_to_end(key)
+    if text is None:
+        text = yaml.dump(wire, Dumper=_DUMPER, sort_keys=False)
+        with _PARAMS_YAML_LOCK:
+            _PARAMS_YAML[key] = text
+            if len(_PARAMS_YAML) > PARAMS_YAML_KEPT:
+                _PARAMS_YAML.popitem(last=False)
+    return text
 
 
 def params_configmap(job: Obj, resolved: ResolvedParameters) -> Obj:
