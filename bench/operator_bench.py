@@ -357,12 +357,29 @@ def dry_run_latencies(admin: Admin, namespace: str, concurrency: int, total: int
         return list(pool.map(one, range(total)))
 
 
+def tree(pid: int) -> list[int]:
+    """`pid` and its descendants (tftj's webhook runs in a child process)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            pids += tree(int(child))
+    return pids
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU-seconds of `pid` and its live descendants."""
+    return sum(cpu_seconds(p) for p in tree(pid))
+
+
 def rss_mib(pid: int, field: str = "VmRSS") -> float:
-    """VmRSS (now) or VmHWM (the peak so far) of `pid`, in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """VmRSS (now) or VmHWM (the most each held since it started) of `pid` and its
+    descendants, summed, in MiB."""
+    total = 0.0
+    for p in tree(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 def scale_nodes(pods: int) -> list[NodeSpec]:
@@ -413,7 +430,7 @@ def operator_phase(
             watcher = Watcher(admin, "bench-op", args.workers, "tftj.dev/job-name")
             watcher.start("tftrainingjobs")
             result["idle_rss"] = rss_mib(pid)
-            cpu0 = cpu_seconds(pid)
+            cpu0 = tree_cpu(pid)
             result["load"] = [os.getloadavg()[0]]
             manifests = [
                 training_job(
@@ -430,7 +447,7 @@ def operator_phase(
             result.update(phase(watcher, t0, names))
             result["filled"] = watcher.filled
             result["admitted"] = [watcher.admitted[n] - t0 for n in names if n in watcher.admitted]
-            result["cpu"] = cpu_seconds(pid) - cpu0
+            result["cpu"] = tree_cpu(pid) - cpu0
             result["load"].append(os.getloadavg()[0])
             watcher.stop()
             # Every job live: what the operator holds for them once the burst has settled.

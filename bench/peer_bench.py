@@ -64,10 +64,11 @@ from operator_bench import (  # noqa: E402
     admission_review,
     apply_many,
     baseline_tree,
-    cpu_seconds,
     floor_job,
     pct,
     phase,
+    rss_mib,
+    tree_cpu,
     wait_all,
     warm_up,
 )
@@ -95,28 +96,9 @@ NAMESPACE = "bench"
 RUN_ARGS = ("jobs", "workers", "concurrency", "requests")
 
 
-def tree(pid: int) -> list[int]:
-    """`pid` and its descendants (tftj's webhook runs in a child process)."""
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            pids += tree(int(child))
-    return pids
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU-seconds of `pid` and its live descendants."""
-    return sum(cpu_seconds(p) for p in tree(pid))
-
-
 def peak_rss(pid: int) -> float:
     """Sum of VmHWM (the most each held since it started) of `pid` and its descendants, MiB."""
-    total = 0.0
-    for p in tree(pid):
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1]) / 1024
-    return total
+    return rss_mib(pid, "VmHWM")
 
 
 # ---- the webhook alone

@@ -38,9 +38,9 @@ from operator_bench import (  # noqa: E402
     SMALL,
     apply_many,
     baseline_tree,
-    cpu_seconds,
     rss_mib,
     scale_nodes,
+    tree_cpu,
     warm_up,
 )
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -103,7 +103,7 @@ def one_round(
         )
         for n in names
     ]
-    cpu0 = cpu_seconds(pid)
+    cpu0 = tree_cpu(pid)
     t0 = apply_many(admin, NAMESPACE, manifests)
     done = poll(
         lambda: (p := phases(admin)).count("Succeeded") == args.jobs and p,
@@ -134,7 +134,7 @@ def one_round(
         "live_rss": live_rss,
         "rss": rss_mib(pid),
         "peak_rss": rss_mib(pid, "VmHWM"),
-        "cpu": cpu_seconds(pid) - cpu0,
+        "cpu": tree_cpu(pid) - cpu0,
     }
 
 
