@@ -23,7 +23,6 @@ import shutil
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,11 +42,9 @@ from operator_bench import (  # noqa: E402
     tree_cpu,
     warm_up,
 )
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 NAMESPACE = "soak"
 CHILD_KINDS = "jobs,pods,configmaps,services"
-HELD = ("tftj_operator_cache_objects", "tftj_operator_index_entries")
 
 
 def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float = 2.0) -> Any:
@@ -58,19 +55,6 @@ def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float =
             return value
         time.sleep(every)
     raise TimeoutError(f"soak: {what} not within {timeout:.0f} s")
-
-
-def held(proc: OperatorProcess) -> dict[str, float]:
-    """What the operator holds: `<metric>/<label value>` -> count, from its /metrics."""
-    url = f"http://127.0.0.1:{proc.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        text = resp.read().decode()
-    return {
-        f"{family.name}/{next(iter(s.labels.values()))}": s.value
-        for family in text_string_to_metric_families(text)
-        if family.name in HELD
-        for s in family.samples
-    }
 
 
 def phases(admin: Admin) -> list[str]:
@@ -111,7 +95,7 @@ def one_round(
         f"round {round_}: all {args.jobs} jobs Succeeded",
     )
     succeeded = time.monotonic() - t0
-    live = held(proc)
+    live = proc.held()
     live_rss = rss_mib(pid)
     t1 = time.monotonic()
     admin("delete", "tftj", "--all", "-n", NAMESPACE, "--wait=false", timeout=300)
@@ -122,7 +106,7 @@ def one_round(
     )
     deleted = time.monotonic() - t1
     poll(
-        lambda: not any(held(proc).values()),
+        lambda: not any(proc.held().values()),
         args.timeout,
         f"round {round_}: the operator's caches and indexes empty",
     )
@@ -167,7 +151,7 @@ def main() -> int:
                 warm_up(admin)
                 # Counted from empty: the warm-up job goes before the first round.
                 admin("delete", "tftj", "warmup", "-n", "bench-warmup", "--wait=true")
-                poll(lambda: not any(held(proc).values()), 120, "warm-up job forgotten")
+                poll(lambda: not any(proc.held().values()), 120, "warm-up job forgotten")
                 idle = rss_mib(pid)
                 loads = [os.getloadavg()[0]]
                 for round_ in range(args.rounds):

@@ -46,7 +46,11 @@ SERVICE_ACCOUNT = "tftj-operator"
 ROLE_NAME = "tftj-operator"
 WEBHOOK_CONFIG = "tftj-validate-local"
 WEBHOOK_NAME = "validate.tftrainingjobs.tftj.dev"
-WEBHOOK_PATH = "/validate-tftrainingjob"  # kopf serves a handler at /<handler id>
+WEBHOOK_PATH = "/validate-tftrainingjob"
+HELD_METRICS = (
+    "tftj_operator_cache_objects",
+    "tftj_operator_index_entries",
+)  # kopf serves a handler at /<handler id>
 
 sys.path.insert(0, str(REPO_DIR / "operator"))
 sys.path.insert(0, str(TESTBIN_DIR))
@@ -330,6 +334,21 @@ class OperatorProcess:
             return True
 
         wait_until(webhook_answers, timeout, "the admission webhook to answer")
+
+    def held(self) -> dict[str, float]:
+        """What the operator holds in memory, from its /metrics: `<metric>/<label value>` ->
+        count, for tftj_operator_cache_objects and tftj_operator_index_entries."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            text = resp.read().decode()
+        return {
+            f"{family.name}/{next(iter(s.labels.values()))}": s.value
+            for family in text_string_to_metric_families(text)
+            if family.name in HELD_METRICS
+            for s in family.samples
+        }
 
     def logs(self, lines: int = 60) -> str:
         try:

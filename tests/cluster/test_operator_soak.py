@@ -8,34 +8,28 @@ reports the operator's RSS per round.
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from clusterkit import Kubectl, wait_for
-from devoperator import OperatorProcess, start_for_tests, stop_for_tests, training_job
+from devoperator import (
+    HELD_METRICS,
+    OperatorProcess,
+    start_for_tests,
+    stop_for_tests,
+    training_job,
+)
 from localcluster import LocalCluster
-from prometheus_client.parser import text_string_to_metric_families
 
 ROUNDS, JOBS, WORKERS = 3, 30, 2
 TIMEOUT = 240  # one round on a loaded 2-core machine takes well under a minute
 CHILD_KINDS = "jobs,pods,configmaps,services"
-HELD = ("tftj_operator_cache_objects", "tftj_operator_index_entries")
 
 
 def held(proc: OperatorProcess) -> dict[str, float]:
-    """What the operator holds now: `<metric>/<label value>` -> count."""
-    url = f"http://127.0.0.1:{proc.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        text = resp.read().decode()
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name in HELD:
-            for sample in family.samples:
-                label = next(iter(sample.labels.values()))
-                found[f"{family.name}/{label}"] = sample.value
-    assert len(found) > len(HELD), f"the operator exports no cache counts: {sorted(found)}"
+    found = proc.held()
+    assert len(found) > len(HELD_METRICS), f"the operator exports no cache counts: {found}"
     return found
 
 
@@ -77,7 +71,9 @@ def one_round(k: Kubectl, proc: OperatorProcess, what: str, prefix: str) -> None
     assert live["tftj_operator_cache_objects/TFTrainingJob"] == JOBS, live
     assert live["tftj_operator_cache_objects/Pod"] <= JOBS * WORKERS, live
     assert live["tftj_operator_cache_objects/Job"] <= JOBS, live
-    assert all(v <= JOBS * (WORKERS + 1) for n, v in live.items() if n.startswith(HELD[1])), live
+    assert all(
+        v <= JOBS * (WORKERS + 1) for n, v in live.items() if n.startswith(HELD_METRICS[1])
+    ), live
 
     k("delete", "tftj", "--all", "--wait=false")
 
