@@ -371,15 +371,21 @@ def tree_cpu(pid: int) -> float:
     return sum(cpu_seconds(p) for p in tree(pid))
 
 
-def rss_mib(pid: int, field: str = "VmRSS") -> float:
-    """VmRSS (now) or VmHWM (the most each held since it started) of `pid` and its
-    descendants, summed, in MiB."""
+def rss_mib(pid: int, field: str = "VmRSS", *, descendants: bool = True) -> float:
+    """VmRSS (now) or VmHWM (the most each held since it started) of `pid` and (by default)
+    its descendants, summed, in MiB."""
     total = 0.0
-    for p in tree(pid):
+    for p in tree(pid) if descendants else [pid]:
         for line in Path(f"/proc/{p}/status").read_text().splitlines():
             if line.startswith(f"{field}:"):
                 total += int(line.split()[1]) / 1024
     return total
+
+
+def both_rss(pid: int, field: str = "VmRSS") -> str:
+    """ "reconcile process / with the webhook process" RSS in MiB, as the tables show it."""
+    alone = rss_mib(pid, field, descendants=False)
+    return f"{alone:.0f} / {rss_mib(pid, field):.0f}"
 
 
 def scale_nodes(pods: int) -> list[NodeSpec]:
@@ -429,7 +435,7 @@ def operator_phase(
             warm_up(admin)
             watcher = Watcher(admin, "bench-op", args.workers, "tftj.dev/job-name")
             watcher.start("tftrainingjobs")
-            result["idle_rss"] = rss_mib(pid)
+            result["idle_rss"] = both_rss(pid)
             cpu0 = tree_cpu(pid)
             result["load"] = [os.getloadavg()[0]]
             manifests = [
@@ -451,8 +457,8 @@ def operator_phase(
             result["load"].append(os.getloadavg()[0])
             watcher.stop()
             # Every job live: what the operator holds for them once the burst has settled.
-            result["live_rss"] = rss_mib(pid)
-            result["peak_rss"] = rss_mib(pid, "VmHWM")
+            result["live_rss"] = both_rss(pid)
+            result["peak_rss"] = both_rss(pid, "VmHWM")
             if webhook:
                 admin("create", "namespace", "bench")
                 result["direct"] = webhook_latencies(proc, args.concurrency, args.requests)
@@ -623,13 +629,15 @@ def report(
         if run is not None:
             lines.append(
                 f"| {label} | {run['cpu']:.1f} | {run['cpu'] / args.jobs * ms:.0f} | "
-                f"{run['idle_rss']:.0f} | {run['live_rss']:.0f} | {run['peak_rss']:.0f} |"
+                f"{run['idle_rss']} | {run['live_rss']} | {run['peak_rss']} |"
             )
     lines += [
         "",
-        "CPU-seconds are the operator process's (reconcile, watches and the webhook's "
-        "validations of the burst) from the first create to the last job all Running; idle RSS "
-        "is after one warm-up job, before the burst.",
+        "CPU-seconds are the operator's (its process tree: reconcile, watches and the "
+        "webhook's validations of the burst) from the first create to the last job all "
+        "Running. RSS: the reconcile process / plus its webhook process (a child process since "
+        "567e48d; operators before that have none); idle is after one warm-up job, before "
+        "the burst.",
     ]
     if "direct" in operator:
         direct, dry_with, dry_without = (
