@@ -383,7 +383,8 @@ def rss_mib(pid: int, field: str = "VmRSS", *, descendants: bool = True) -> floa
 
 
 def both_rss(pid: int, field: str = "VmRSS") -> str:
-    """ "reconcile process / with the webhook process" RSS in MiB, as the tables show it."""
+    """ "operator process / with its child processes" RSS in MiB, as the tables show it (an
+    operator run from an older source, e.g. 567e48d, served its webhook from a child)."""
     alone = rss_mib(pid, field, descendants=False)
     return f"{alone:.0f} / {rss_mib(pid, field):.0f}"
 
@@ -635,9 +636,9 @@ def report(
         "",
         "CPU-seconds are the operator's (its process tree: reconcile, watches and the "
         "webhook's validations of the burst) from the first create to the last job all "
-        "Running. RSS: the reconcile process / plus its webhook process (a child process since "
-        "567e48d; operators before that have none); idle is after one warm-up job, before "
-        "the burst.",
+        "Running. RSS: the operator process / plus its child processes (only 567e48d, since "
+        "reverted, served the webhook from a child; otherwise both are the same); idle is "
+        "after one warm-up job, before the burst.",
     ]
     if "direct" in operator:
         direct, dry_with, dry_without = (

@@ -19,8 +19,8 @@ BENCHMARKS: dict[str, list[str]] = {
     "data": ["data_bench.py"],
     "controlplane": ["controlplane_bench.py"],
     "operator": ["operator_bench.py"],
-    # The same at 1,000 jobs x 4; the baseline is the operator before the lean caches and the
-    # webhook process (issue 10), run from its own source in the same run.
+    # The same at 1,000 jobs x 4; the baseline is the operator before the lean caches
+    # (issue 10), run from its own source in the same run.
     "operator-1000": [
         "operator_bench.py",
         "--jobs=1000",
