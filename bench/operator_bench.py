@@ -232,6 +232,16 @@ def floor_job(name: str, workers: int) -> dict[str, Any]:
     }
 
 
+def held_jobs(names: list[str], workers: int) -> list[dict[str, Any]]:
+    """The burst's TFTrainingJobs: small workers that kwok holds Running until deleted."""
+    return [
+        training_job(
+            n, replicas=workers, run_seconds=None, pod_labels=HOLD, workers={"resources": SMALL}
+        )
+        for n in names
+    ]
+
+
 def warm_up(admin: Admin) -> None:
     """One job end to end first: the operator's watches are established and its code paths
     warm, so the figures are its steady state, not its start-up."""
@@ -439,16 +449,7 @@ def operator_phase(
             result["idle_rss"] = both_rss(pid)
             cpu0 = tree_cpu(pid)
             result["load"] = [os.getloadavg()[0]]
-            manifests = [
-                training_job(
-                    n,
-                    replicas=args.workers,
-                    run_seconds=None,
-                    pod_labels=HOLD,
-                    workers={"resources": SMALL},
-                )
-                for n in names
-            ]
+            manifests = held_jobs(names, args.workers)
             t0 = apply_many(admin, "bench-op", manifests)
             wait_all(watcher, len(names), args.timeout)
             result.update(phase(watcher, t0, names))

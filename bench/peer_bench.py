@@ -65,6 +65,7 @@ from operator_bench import (  # noqa: E402
     apply_many,
     baseline_tree,
     floor_job,
+    held_jobs,
     pct,
     phase,
     rss_mib,
@@ -199,16 +200,7 @@ def tftj_phase(
             admin("delete", "validatingwebhookconfiguration", WEBHOOK_CONFIG)
         watcher = Watcher(admin, NAMESPACE, args.workers, "tftj.dev/job-name")
         watcher.start("tftrainingjobs")
-        manifests = [
-            training_job(
-                n,
-                replicas=args.workers,
-                run_seconds=None,
-                pod_labels=HOLD,
-                workers={"resources": SMALL},
-            )
-            for n in names
-        ]
+        manifests = held_jobs(names, args.workers)
         result = burst(admin, watcher, names, manifests, proc.process.pid, args.timeout)
         if webhook:
             body = admission_review(training_job("hook", replicas=args.workers, run_seconds=None))
