@@ -571,6 +571,27 @@ def test_the_workers_a_disruption_stops_in_the_same_second_are_not_charged() -> 
     assert status["lastFailure"]["reason"] == "Disrupted"
 
 
+@pytest.mark.parametrize(
+    ("cause", "consequence"),
+    [
+        (137, 143),  # worker 1 OOM-killed; its Job terminates worker 0
+        (ExitCode.BAD_DATA, ExitCode.PREEMPTED),  # worker 0 stopped cleanly on SIGTERM
+        (ExitCode.BAD_DATA, ExitCode.PEER_LOST),  # worker 0's collective lost its peer
+    ],
+)
+def test_the_worker_that_failed_is_reported_not_the_one_stopped_in_the_same_second(
+    cause: int, consequence: int
+) -> None:
+    # finishedAt has whole seconds: both end "at once", and worker 0 sorts first by index.
+    job = make_job({"runPolicy": {"backoffLimit": 1}})
+    step(job)
+    step(job, [batch_job(0)], [failed_pod(0, 0, consequence), failed_pod(0, 1, cause)])
+    last = job["status"]["lastFailure"]
+    assert (last["workerIndex"], last["exitCode"]) == (1, cause)
+    permanent = cause == ExitCode.BAD_DATA
+    assert job["status"]["phase"] == ("Failed" if permanent else "Restarting")
+
+
 def test_a_worker_stranded_on_a_not_ready_node_is_a_disruption_before_it_ends() -> None:
     # Taint eviction on a NotReady node: DisruptionTarget and deletion, but no kubelet will
     # ever report the pod Failed. The restart is decided now and waits for the pods to go.

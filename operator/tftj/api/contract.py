@@ -46,6 +46,14 @@ PERMANENT_EXIT_CODES = frozenset(
 
 SIGNAL_EXIT_OFFSET = 128  # a process killed by signal n exits 128+n (containers, shells)
 
+# How a worker ends when it was stopped BECAUSE another one failed: its Job (backoffLimit 0)
+# terminates the rest of the group (SIGTERM: 143, or the trainer's clean stop after a
+# checkpoint: PREEMPTED), or its collective op failed with the peer (PEER_LOST). Pod times
+# have whole seconds, so these often tie with the real cause; they never are the cause.
+CONSEQUENCE_EXIT_CODES = frozenset(
+    {ExitCode.PEER_LOST, ExitCode.PREEMPTED, SIGNAL_EXIT_OFFSET + signal.SIGTERM}
+)
+
 # Signals a process gets from its own native code failing: abort() (an assertion in oneDNN,
 # CUDA or TensorFlow's C++), an invalid memory access, a bus error, an arithmetic trap, an
 # illegal instruction. The trainer is deterministic for a given image, parameters and data

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tftj.api.contract import CONSEQUENCE_EXIT_CODES
 from tftj.operator.children import DISRUPTION_TARGET, TRAINER_CONTAINER
 
 Obj = dict[str, Any]
@@ -110,6 +111,11 @@ def _terminated(pod: Obj) -> Obj | None:
     return None
 
 
+def _exit_code(pod: Obj) -> int | None:
+    code = (_terminated(pod) or {}).get("exitCode")
+    return int(code) if code is not None else None
+
+
 def _failure_time(pod: Obj) -> str:
     terminated = _terminated(pod) or {}
     disruption = disruption_condition(pod) or {}
@@ -136,15 +142,23 @@ def first_failure(pods: list[Obj]) -> WorkerFailure | None:
     failed = [p for p in pods if pod_phase(p) == "Failed" or is_disrupted(p)]
     if not failed:
         return None
-    # Times have a resolution of seconds. On a tie the disrupted worker is the cause: its
-    # Job's DisruptionTarget rule (FailJob) then stops the others, which end 143 in the same
-    # second, and charging that 143 to backoffLimit would fail a job Kubernetes disrupted.
+    # Times have a resolution of seconds, and a failed worker's Job stops the rest of the
+    # group at once, so the cause and its consequences often end in the same second. On a tie
+    # the disrupted worker is the cause (charging the 143 its FailJob rule caused would fail a
+    # job Kubernetes disrupted); then a worker that did not end as a consequence (143 / 11 /
+    # 10, CONSEQUENCE_EXIT_CODES): else worker 1's OOM kill (137) or BAD_DATA (4) would be
+    # reported, and judged, as worker 0's 143 - retrying a permanent error.
     pod = min(
         failed,
-        key=lambda p: (_failure_time(p), disruption_condition(p) is None, pod_index(p) or 0),
+        key=lambda p: (
+            _failure_time(p),
+            disruption_condition(p) is None,
+            _exit_code(p) in CONSEQUENCE_EXIT_CODES,
+            pod_index(p) or 0,
+        ),
     )
     terminated = _terminated(pod) or {}
-    code = terminated.get("exitCode")
+    code = _exit_code(pod)
     status = pod.get("status") or {}
     message = str(terminated.get("message") or status.get("message") or "").strip()
     reason = str(status.get("reason") or terminated.get("reason") or "Error")
@@ -154,7 +168,7 @@ def first_failure(pods: list[Obj]) -> WorkerFailure | None:
         message = str(disruption.get("message") or message)
     return WorkerFailure(
         worker_index=pod_index(pod),
-        exit_code=int(code) if code is not None else None,
+        exit_code=code,
         reason=reason,
         message=message[-1024:],
         disrupted=disruption is not None,
