@@ -99,7 +99,11 @@ def test_the_charts_operator_writes_nowhere_but_its_volumes(
     assert refused.returncode != 0 and "Read-only file system" in refused.stderr, refused
     admin("exec", name, "--", "python", "-c", write, "/tmp/probe")  # the emptyDir is writable
 
-    # And it works: admits and runs a job to the end (its workers on the kwok GPU node).
-    k.apply(training_job("rofs", gpus=1))
+    # And it works: admits and runs a job to the end, its workers on a kwok GPU node (pinned:
+    # the real node may still list the GPUs test_gpu_worker_runs_on_the_real_node_on_cpu gave
+    # it, and this synthetic kwok-contract job is not one for the real trainer).
+    job = training_job("rofs", gpus=1)
+    job["spec"]["workers"]["podTemplate"]["nodeSelector"] = {"type": "kwok"}
+    k.apply(job)
     wait_job_phase(k, "rofs", "Succeeded", timeout=TIMEOUT)
     assert "Read-only file system" not in operator.logs(2000)
