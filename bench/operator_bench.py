@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime as dt
 import json
 import os
@@ -35,6 +36,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -421,6 +423,27 @@ def baseline_tree(revision: str, into: Path) -> Path:
     return into / "operator"
 
 
+@contextlib.contextmanager
+def bench_operator(
+    state: Path, pods: int, source_dir: Path | None, namespace: str
+) -> Iterator[tuple[Admin, OperatorProcess, int]]:
+    """A fresh control plane with kwok nodes for `pods`, the CRD and webhook installed, one
+    operator (from `source_dir`, default this checkout) started and warmed up, `namespace`
+    created: (admin, the operator, its pid). Stops it all on exit."""
+    with LocalCluster(state / "cluster", nodes=scale_nodes(pods), die_with_parent=True) as cluster:
+        admin = Admin(cluster.kubeconfig)
+        install(admin)
+        proc = OperatorProcess(admin, state / "operator", ["--workers=16"], source_dir=source_dir)
+        try:
+            proc.start(die_with_parent=True)
+            assert proc.process is not None
+            admin("create", "namespace", namespace)
+            warm_up(admin)
+            yield admin, proc, proc.process.pid
+        finally:
+            proc.stop()
+
+
 def operator_phase(
     args: argparse.Namespace,
     state: Path,
@@ -432,50 +455,36 @@ def operator_phase(
     """One operator (from `source_dir`, default this checkout) on a fresh control plane: the
     burst's latencies, its CPU and memory, and (`webhook`) the admission figures."""
     result: dict[str, Any] = {}
-    with LocalCluster(
-        state / "cluster", nodes=scale_nodes(len(names) * args.workers), die_with_parent=True
-    ) as cluster:
-        admin = Admin(cluster.kubeconfig)
-        install(admin)
-        proc = OperatorProcess(admin, state / "operator", ["--workers=16"], source_dir=source_dir)
-        try:
-            proc.start(die_with_parent=True)
-            assert proc.process is not None
-            pid = proc.process.pid
-            admin("create", "namespace", "bench-op")
-            warm_up(admin)
-            watcher = Watcher(admin, "bench-op", args.workers, "tftj.dev/job-name")
-            watcher.start("tftrainingjobs")
-            result["idle_rss"] = both_rss(pid)
-            cpu0 = tree_cpu(pid)
-            result["load"] = [os.getloadavg()[0]]
-            manifests = held_jobs(names, args.workers)
-            t0 = apply_many(admin, "bench-op", manifests)
-            wait_all(watcher, len(names), args.timeout)
-            result.update(phase(watcher, t0, names))
-            result["filled"] = watcher.filled
-            result["admitted"] = [watcher.admitted[n] - t0 for n in names if n in watcher.admitted]
-            result["cpu"] = tree_cpu(pid) - cpu0
-            result["load"].append(os.getloadavg()[0])
-            watcher.stop()
-            # Every job live: what the operator holds for them once the burst has settled.
-            result["live_rss"] = both_rss(pid)
-            result["peak_rss"] = both_rss(pid, "VmHWM")
-            if webhook:
-                admin("create", "namespace", "bench")
-                result["direct"] = webhook_latencies(proc, args.concurrency, args.requests)
-                result["dry_with"] = dry_run_latencies(
-                    admin, "bench", args.concurrency, args.requests // 5
-                )
-                proc.stop()
-                admin(
-                    "delete", "validatingwebhookconfiguration", "tftj-validate-local", check=False
-                )
-                result["dry_without"] = dry_run_latencies(
-                    admin, "bench", args.concurrency, args.requests // 5
-                )
-        finally:
+    pods = len(names) * args.workers
+    with bench_operator(state, pods, source_dir, "bench-op") as (admin, proc, pid):
+        watcher = Watcher(admin, "bench-op", args.workers, "tftj.dev/job-name")
+        watcher.start("tftrainingjobs")
+        result["idle_rss"] = both_rss(pid)
+        cpu0 = tree_cpu(pid)
+        result["load"] = [os.getloadavg()[0]]
+        manifests = held_jobs(names, args.workers)
+        t0 = apply_many(admin, "bench-op", manifests)
+        wait_all(watcher, len(names), args.timeout)
+        result.update(phase(watcher, t0, names))
+        result["filled"] = watcher.filled
+        result["admitted"] = [watcher.admitted[n] - t0 for n in names if n in watcher.admitted]
+        result["cpu"] = tree_cpu(pid) - cpu0
+        result["load"].append(os.getloadavg()[0])
+        watcher.stop()
+        # Every job live: what the operator holds for them once the burst has settled.
+        result["live_rss"] = both_rss(pid)
+        result["peak_rss"] = both_rss(pid, "VmHWM")
+        if webhook:
+            admin("create", "namespace", "bench")
+            result["direct"] = webhook_latencies(proc, args.concurrency, args.requests)
+            result["dry_with"] = dry_run_latencies(
+                admin, "bench", args.concurrency, args.requests // 5
+            )
             proc.stop()
+            admin("delete", "validatingwebhookconfiguration", "tftj-validate-local", check=False)
+            result["dry_without"] = dry_run_latencies(
+                admin, "bench", args.concurrency, args.requests // 5
+            )
     return result
 
 

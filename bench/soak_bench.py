@@ -31,17 +31,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "testbin"), str(REPO / "operator"), str(REPO / "bench")]
 
 from benchdoc import write_section  # noqa: E402
-from devoperator import Admin, OperatorProcess, install, training_job  # noqa: E402
-from localcluster import LocalCluster  # noqa: E402
+from devoperator import Admin, OperatorProcess, training_job  # noqa: E402
 from operator_bench import (  # noqa: E402
     SMALL,
     apply_many,
     baseline_tree,
+    bench_operator,
     both_rss,
     rss_mib,
-    scale_nodes,
     tree_cpu,
-    warm_up,
 )
 
 NAMESPACE = "soak"
@@ -139,29 +137,17 @@ def main() -> int:
     rounds: list[dict[str, Any]] = []
     try:
         source = baseline_tree(args.candidate, state / "src") if args.candidate else None
-        with LocalCluster(
-            state / "cluster", nodes=scale_nodes(args.jobs * args.workers), die_with_parent=True
-        ) as cluster:
-            admin = Admin(cluster.kubeconfig)
-            install(admin)
-            proc = OperatorProcess(admin, state / "operator", ["--workers=16"], source_dir=source)
-            try:
-                proc.start(die_with_parent=True)
-                assert proc.process is not None
-                pid = proc.process.pid
-                admin("create", "namespace", NAMESPACE)
-                warm_up(admin)
-                # Counted from empty: the warm-up job goes before the first round.
-                admin("delete", "tftj", "warmup", "-n", "bench-warmup", "--wait=true")
-                poll(lambda: not any(proc.held().values()), 120, "warm-up job forgotten")
-                idle = both_rss(pid)
-                loads = [os.getloadavg()[0]]
-                for round_ in range(args.rounds):
-                    rounds.append(one_round(args, admin, proc, pid, round_))
-                    print(f"soak: round {round_}: {rounds[-1]}", file=sys.stderr)
-                loads.append(os.getloadavg()[0])
-            finally:
-                proc.stop()
+        pods = args.jobs * args.workers
+        with bench_operator(state, pods, source, NAMESPACE) as (admin, proc, pid):
+            # Counted from empty: the warm-up job goes before the first round.
+            admin("delete", "tftj", "warmup", "-n", "bench-warmup", "--wait=true")
+            poll(lambda: not any(proc.held().values()), 120, "warm-up job forgotten")
+            idle = both_rss(pid)
+            loads = [os.getloadavg()[0]]
+            for round_ in range(args.rounds):
+                rounds.append(one_round(args, admin, proc, pid, round_))
+                print(f"soak: round {round_}: {rounds[-1]}", file=sys.stderr)
+            loads.append(os.getloadavg()[0])
     finally:
         shutil.rmtree(state, ignore_errors=True)
 
@@ -178,8 +164,8 @@ def main() -> int:
         "ConfigMap or Service of theirs is left and the operator's caches and indexes "
         "(tftj_operator_cache_objects, tftj_operator_index_entries) are empty again. Load "
         f"average (1 min) at the start and the end: {loads[0]:.2f}, {loads[1]:.2f}. Operator "
-        f"RSS after the warm-up job: {idle} MiB (the reconcile process / plus its webhook "
-        "process).",
+        f"RSS after the warm-up job: {idle} MiB (the operator process / plus its child "
+        "processes).",
         "",
         "| round | create -> all Succeeded s | delete -> all gone s | operator CPU-s "
         "| pods cached, all live | RSS MiB, all live | RSS MiB after the round | peak RSS MiB |",
