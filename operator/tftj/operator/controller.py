@@ -21,6 +21,7 @@ from urllib3.exceptions import HTTPError
 
 from tftj.operator import metrics
 from tftj.operator.cache import JOBS, PODS, Cache, Obj
+from tftj.operator.children import LABEL_JOB_NAME
 from tftj.operator.kube import Conflict, Gone, Listing
 from tftj.operator.reconcile import Observed, Plan, Timing, reconcile
 from tftj.operator.workqueue import WorkQueue
@@ -34,6 +35,11 @@ MAX_BACKOFF_SECONDS = 60.0
 CHILDREN_RECHECK_SECONDS = 60.0
 # How long a worker Job's or pod's change may wait for its siblings' (see enqueue_soon).
 CHILD_EVENT_DELAY = 1.0
+# How often every watched namespace's worker Jobs and pods are listed in one go to drop the
+# cached objects whose DELETED event was lost (see Controller.sweep). Per job, that check used
+# to run at every children re-check: ~2,000 label-selected lists a minute at 1,000 jobs, each
+# scanning every pod of the namespace in the apiserver.
+SWEEP_SECONDS = 300.0
 
 Key = tuple[str, str]
 Workers = tuple[list[Obj], list[Obj]]  # worker Jobs, worker pods
@@ -46,6 +52,8 @@ class Cluster(Protocol):
     def get_job(self, namespace: str, name: str) -> Obj: ...
 
     def list_workers(self, namespace: str, name: str) -> tuple[Listing, Listing]: ...
+
+    def list_all_workers(self, namespace: str) -> tuple[Listing, Listing]: ...
 
     def observe(
         self, job: Obj, *, scrape: bool, children: bool = True, workers: Workers | None = None
@@ -69,6 +77,8 @@ class Controller:
     written: dict[Key, str | None] = field(default_factory=dict)
     # the latest body of every TFTrainingJob, worker Job and worker pod, from the watches
     cache: Cache = field(default_factory=Cache)
+    # key -> when its worker Jobs and pods were last listed from the apiserver (monotonic)
+    listed_at: dict[Key, float] = field(default_factory=dict)
     # jobs whose cached body proved stale (a status write conflicted): read from the apiserver
     reread: set[Key] = field(default_factory=set)
     # (kind, namespace, name) of a worker Job or pod -> its last signal (status.*_signal)
@@ -93,6 +103,7 @@ class Controller:
         return {
             "signals": len(self.signals),
             "children_seen": len(self.children_seen),
+            "listed_at": len(self.listed_at),
             "written": len(self.written),
             "failures": len(self.failures),
             "reread": len(self.reread),
@@ -107,6 +118,8 @@ class Controller:
         """The queue and `workers` reconcile tasks, on the running event loop; every job
         already in the cache is queued (a new leader's watches ran while it was a follower)."""
         self.queue = WorkQueue[Key]()
+        # Listed while this replica last led (if ever): events may have been lost since.
+        self.listed_at.clear()
         metrics.IS_LEADER.set(1)  # this replica reconciles: standalone, or it holds the Lease
         for key in self.cache.job_keys():
             self.queue.add(key)
@@ -116,6 +129,7 @@ class Controller:
         self.tasks = [
             asyncio.create_task(self.worker(), name=f"reconcile-{i}") for i in range(self.workers)
         ]
+        self.tasks.append(asyncio.create_task(self.sweeper(), name="sweep"))
 
     async def stop(self) -> None:
         metrics.IS_LEADER.set(0)
@@ -150,11 +164,12 @@ class Controller:
                 or seen[:2] != identity
                 or (time.monotonic() - seen[2] > CHILDREN_RECHECK_SECONDS)
             )
-            # Worker Jobs and pods come from the watch-fed cache, except when the long-lived
-            # children are re-read anyway: then the apiserver's listing also clears the cache
-            # of anything whose DELETED event was lost.
-            listed = look and bool(job.get("status"))
-            workers = self._list_workers(key) if listed else self._cached_workers(key)
+            # Never reconciled: it owns no workers yet (the status is written before any child
+            # is created), so the cache's "none" needs no confirming.
+            fresh = not job.get("status")
+            if fresh:
+                self.listed_at.setdefault(key, time.monotonic())
+            workers = self._cached_workers(key)
             observed = self.kube.observe(
                 job,
                 scrape=self.progress and phase == "Running",
@@ -162,9 +177,7 @@ class Controller:
                 workers=workers,
             )
             plan = reconcile(observed, self.timing)
-            if not listed and job.get("status") and any(c["kind"] == "Job" for c in plan.creates):
-                # Creating a worker Job rests on absences (no current Job, no leftover pods):
-                # decide that on the apiserver's word, never on a cache that may lag.
+            if not fresh and self._needs_listing(key, plan):
                 jobs, pods = self._list_workers(key)
                 observed = replace(observed, attempt_jobs=jobs, pods=pods)
                 plan = reconcile(observed, self.timing)
@@ -227,11 +240,57 @@ class Controller:
             if delay is not None:
                 queue.add_after(key, delay)
 
+    def _needs_listing(self, key: Key, plan: Plan) -> bool:
+        """Whether this plan must be decided on the apiserver's listing of the job's worker
+        Jobs and pods rather than on the watch-fed cache (which may lag or hold a ghost)."""
+        if any(c["kind"] == "Job" for c in plan.creates):
+            # Creating a worker Job rests on absences (no current Job, no leftover pods):
+            # decide that on the apiserver's word, never on a cache that may lag.
+            return True
+        last = self.listed_at.get(key)
+        if last is None:
+            return True  # first look since this replica started reconciling
+        # Waiting for old workers to go rests on their presence: a pod whose DELETED event
+        # was lost would hold the restart until the next sweep, so confirm now and then.
+        return plan.waits_for_old_workers and time.monotonic() - last > CHILDREN_RECHECK_SECONDS
+
     def _list_workers(self, key: Key) -> Workers:
         (jobs, jobs_rv), (pods, pods_rv) = self.kube.list_workers(*key)
         self.cache.prune(JOBS, key, jobs, jobs_rv)
         self.cache.prune(PODS, key, pods, pods_rv)
+        self.listed_at[key] = time.monotonic()
         return jobs, pods
+
+    def sweep(self) -> int:
+        """List the worker Jobs and pods of every namespace the cache holds some of, and drop
+        the cached ones the listing proves deleted; returns how many went. kopf's watches
+        re-list after an expired resourceVersion but, unlike client-go's informers, emit no
+        DELETED event for what vanished meanwhile: this is that missing step, at two
+        listings per namespace instead of two per job."""
+        gone = 0
+        for namespace in self.cache.namespaces():
+            (jobs, jobs_rv), (pods, pods_rv) = self.kube.list_all_workers(namespace)
+            for kind, items, version in ((JOBS, jobs, jobs_rv), (PODS, pods, pods_rv)):
+                by_owner: dict[Key, list[Obj]] = {}
+                for item in items:
+                    parent = (item["metadata"].get("labels") or {}).get(LABEL_JOB_NAME)
+                    by_owner.setdefault((namespace, str(parent)), []).append(item)
+                for owner in self.cache.owners(kind, namespace):
+                    gone += self.cache.prune(kind, owner, by_owner.get(owner, []), version)
+        if gone:
+            log.info("sweep: %d cached worker Job(s)/pod(s) were deleted unseen", gone)
+            metrics.SWEPT.inc(gone)
+        return gone
+
+    async def sweeper(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await loop.run_in_executor(self.executor, self.sweep)
+            except (ApiException, HTTPError, OSError) as exc:
+                # The next round tries again; per-job listings still guard every creation.
+                log.warning("sweep of cached worker Jobs and pods failed: %s", exc)
 
     def _cached_workers(self, key: Key) -> Workers:
         return self.cache.owned(JOBS, key), self.cache.owned(PODS, key)
@@ -262,6 +321,7 @@ class Controller:
         self.phases.forget(key)
         self.failures.pop(key, None)
         self.children_seen.pop(key, None)
+        self.listed_at.pop(key, None)
         self.written.pop(key, None)
         self.reread.discard(key)
         self.cache.forget_job(key)

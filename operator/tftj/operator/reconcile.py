@@ -93,6 +93,9 @@ class Plan:
     delete_job: bool = False  # ttlSecondsAfterFinished expired
     requeue_after: float | None = None
     restarted: bool = False  # a whole-group restart was decided (operator metrics)
+    # No worker Job may be created yet because workers of an earlier one still exist: a wait
+    # that rests on their presence (the edge confirms it on the apiserver now and then).
+    waits_for_old_workers: bool = False
 
     def wake(self, seconds: float) -> None:
         """Ask to be reconciled again within `seconds` (the earliest request wins)."""
@@ -691,6 +694,7 @@ def _start(
             f"waiting for {len(stopping)} worker pod(s) of an earlier worker Job to stop "
             f"before starting attempt {attempt.number}",
         )
+        plan.waits_for_old_workers = True
         plan.wake(timing.waiting_seconds)
         return
     plan.creates.append(attempt_job(job, resolved, attempt.number))
