@@ -88,6 +88,16 @@ def doc(
         extra["x-tftj-default"] = default_doc
     if distinct:
         extra["x-kubernetes-list-type"] = "set"
+    if isinstance(default, BaseModel):
+        # A section's default is a model holding lists: pydantic would deep-copy it for every
+        # object it validates (a fifth of an admission review's time). The models are frozen
+        # and never changed in place, so every object may share the one default.
+        return Field(
+            default_factory=lambda: default,
+            description=description,
+            json_schema_extra=extra or None,
+            **constraints,
+        )
     return Field(default, description=description, json_schema_extra=extra or None, **constraints)
 
 
