@@ -36,7 +36,6 @@ class MemoryCluster:
         self.created: list[tuple[str, str]] = []
         self.conflicts = 0
         self.listings = 0
-        self.sweeps = 0
         self.events: list[str] = []
 
     def _stamp(self, obj: Obj) -> Obj:
@@ -70,14 +69,6 @@ class MemoryCluster:
         self.listings += 1
         at = str(self.version)
         return (self._owned("Job", name), at), (self._owned("Pod", name), at)
-
-    def list_all_workers(self, namespace: str) -> tuple[Listing, Listing]:
-        self.sweeps += 1
-        at = str(self.version)
-        return (
-            ([copy.deepcopy(o) for (k, _), o in sorted(self.objects.items()) if k == "Job"], at),
-            ([copy.deepcopy(o) for (k, _), o in sorted(self.objects.items()) if k == "Pod"], at),
-        )
 
     def observe(
         self, job: Obj, *, scrape: bool, children: bool = True, workers: Workers | None = None
@@ -248,29 +239,6 @@ def test_a_restart_is_not_held_for_long_by_a_ghost_pod() -> None:
     controller.reconcile_key(KEY)
     assert ("Job", "mnist-a1") in cluster.created
     assert controller.cache.owned(PODS, KEY) == []  # the listing pruned the ghosts
-
-
-def test_the_sweep_drops_only_what_its_listing_proves_deleted() -> None:
-    cluster, controller = setup()
-    controller.reconcile_key(KEY)
-    ghost = cluster.put(worker_pod(0, 0))
-    controller.cache.put(PODS, KEY, ghost)
-    cluster.objects.pop(("Pod", "mnist-a0-0-x"))  # deleted while the watch was away
-    live = cluster.put(worker_pod(0, 1))
-    controller.cache.put(PODS, KEY, live)
-    watch_saw(controller, cluster, workers=True)
-    assert controller.sweep() == 1
-    assert cluster.sweeps == 1  # one listing per kind for the whole namespace
-    assert [p["metadata"]["name"] for p in controller.cache.owned(PODS, KEY)] == ["mnist-a0-1-x"]
-    assert [j["metadata"]["name"] for j in controller.cache.owned(JOBS, KEY)] == ["mnist-a0"]
-    # A pod the watch saw after the listing's snapshot stays, even if the listing lacks it.
-    later = worker_pod(1, 0)
-    later["metadata"]["resourceVersion"] = str(cluster.version + 10)
-    controller.cache.put(PODS, KEY, later)
-    at = str(cluster.version)  # a snapshot older than that pod, and without it
-    cluster.list_all_workers = lambda ns: (([], at), ([], at))  # type: ignore[method-assign]
-    controller.sweep()
-    assert "mnist-a1-0-x" in [p["metadata"]["name"] for p in controller.cache.owned(PODS, KEY)]
 
 
 def run_worker_until(controller: Controller, done: Callable[[], bool]) -> None:

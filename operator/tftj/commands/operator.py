@@ -210,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
     from tftj.operator.controller import Controller
     from tftj.operator.election import LeaderElector, LeaseStore
     from tftj.operator.handlers import build_registry, configure_settings
+    from tftj.operator.informer import worker_informers
     from tftj.operator.kube import Kube, TimeoutApiClient
     from tftj.operator.reconcile import Timing
     from tftj.operator.webhook import WebhookServer
@@ -287,7 +288,14 @@ def run(args: argparse.Namespace) -> int:
             on_started=controller.start,
             on_lost=_exit_on_lost_lease,
         )
-    registry = build_registry(controller, elector)
+    namespaces = args.namespace or ()
+    informers = worker_informers(
+        api,
+        namespaces,
+        watch_timeout_seconds=args.watch_timeout_seconds,
+        connect_timeout=args.api_timeout_seconds,
+    )
+    registry = build_registry(controller, elector, informers)
     settings = kopf.OperatorSettings()
     configure_settings(
         settings,
@@ -297,8 +305,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_addr)
-
-    namespaces = args.namespace or ()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

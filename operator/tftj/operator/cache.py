@@ -10,9 +10,9 @@ Reconciles read from here instead of the apiserver. What a cache can get wrong i
 - an object not seen yet (just after a restart, or a watch that lags): before creating a
   worker Job the controller re-reads the worker Jobs and pods from the apiserver, so
   "attempts never mix" and "restarting never duplicates" do not rest on the cache;
-- an object whose DELETED event was lost (a watch re-listed after its resourceVersion expired):
-  the controller's periodic sweep (a listing per namespace) and any listing of one job's
-  workers prune it (`prune`).
+- an object whose DELETED event was lost: the informers (tftj.operator.informer) report what a
+  re-list no longer finds as DELETED, and any apiserver listing of one job's workers prunes
+  it as well (`prune`).
 
 No kopf and no kubernetes client here: plain dicts, safe to use from the reconcile threads
 while the event loop feeds it.
@@ -119,16 +119,6 @@ class Cache:
             found = list((self._owned[kind].get(owner) or {}).values())
         found.sort(key=lambda o: str(o["metadata"].get("name")))
         return copy.deepcopy(found)
-
-    def namespaces(self) -> list[str]:
-        """Namespaces with any worker Job or pod cached, sorted."""
-        with self._lock:
-            return sorted({ns for owners in self._owned.values() for ns, _ in owners})
-
-    def owners(self, kind: str, namespace: str) -> list[Key]:
-        """The TFTrainingJobs in `namespace` with any `kind` cached."""
-        with self._lock:
-            return [key for key in self._owned[kind] if key[0] == namespace]
 
     def prune(self, kind: str, owner: Key, listed: list[Obj], list_rv: str | None) -> int:
         """Drop what an apiserver listing (consistent as of `list_rv`) proves deleted: absent

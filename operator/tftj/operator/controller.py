@@ -21,7 +21,6 @@ from urllib3.exceptions import HTTPError
 
 from tftj.operator import metrics
 from tftj.operator.cache import JOBS, PODS, Cache, Obj
-from tftj.operator.children import LABEL_JOB_NAME
 from tftj.operator.kube import Conflict, Gone, Listing
 from tftj.operator.reconcile import Observed, Plan, Timing, reconcile
 from tftj.operator.workqueue import WorkQueue
@@ -35,11 +34,6 @@ MAX_BACKOFF_SECONDS = 60.0
 CHILDREN_RECHECK_SECONDS = 60.0
 # How long a worker Job's or pod's change may wait for its siblings' (see enqueue_soon).
 CHILD_EVENT_DELAY = 1.0
-# How often every watched namespace's worker Jobs and pods are listed in one go to drop the
-# cached objects whose DELETED event was lost (see Controller.sweep). Per job, that check used
-# to run at every children re-check: ~2,000 label-selected lists a minute at 1,000 jobs, each
-# scanning every pod of the namespace in the apiserver.
-SWEEP_SECONDS = 300.0
 
 Key = tuple[str, str]
 Workers = tuple[list[Obj], list[Obj]]  # worker Jobs, worker pods
@@ -52,8 +46,6 @@ class Cluster(Protocol):
     def get_job(self, namespace: str, name: str) -> Obj: ...
 
     def list_workers(self, namespace: str, name: str) -> tuple[Listing, Listing]: ...
-
-    def list_all_workers(self, namespace: str) -> tuple[Listing, Listing]: ...
 
     def observe(
         self, job: Obj, *, scrape: bool, children: bool = True, workers: Workers | None = None
@@ -129,7 +121,6 @@ class Controller:
         self.tasks = [
             asyncio.create_task(self.worker(), name=f"reconcile-{i}") for i in range(self.workers)
         ]
-        self.tasks.append(asyncio.create_task(self.sweeper(), name="sweep"))
 
     async def stop(self) -> None:
         metrics.IS_LEADER.set(0)
@@ -250,8 +241,8 @@ class Controller:
         last = self.listed_at.get(key)
         if last is None:
             return True  # first look since this replica started reconciling
-        # Waiting for old workers to go rests on their presence: a pod whose DELETED event
-        # was lost would hold the restart until the next sweep, so confirm now and then.
+        # Waiting for old workers to go rests on their presence: confirm it now and then, so
+        # a cache that fell behind (a watch reconnecting) cannot hold the restart for long.
         return plan.waits_for_old_workers and time.monotonic() - last > CHILDREN_RECHECK_SECONDS
 
     def _list_workers(self, key: Key) -> Workers:
@@ -260,37 +251,6 @@ class Controller:
         self.cache.prune(PODS, key, pods, pods_rv)
         self.listed_at[key] = time.monotonic()
         return jobs, pods
-
-    def sweep(self) -> int:
-        """List the worker Jobs and pods of every namespace the cache holds some of, and drop
-        the cached ones the listing proves deleted; returns how many went. kopf's watches
-        re-list after an expired resourceVersion but, unlike client-go's informers, emit no
-        DELETED event for what vanished meanwhile: this is that missing step, at two
-        listings per namespace instead of two per job."""
-        gone = 0
-        for namespace in self.cache.namespaces():
-            (jobs, jobs_rv), (pods, pods_rv) = self.kube.list_all_workers(namespace)
-            for kind, items, version in ((JOBS, jobs, jobs_rv), (PODS, pods, pods_rv)):
-                by_owner: dict[Key, list[Obj]] = {}
-                for item in items:
-                    parent = (item["metadata"].get("labels") or {}).get(LABEL_JOB_NAME)
-                    by_owner.setdefault((namespace, str(parent)), []).append(item)
-                for owner in self.cache.owners(kind, namespace):
-                    gone += self.cache.prune(kind, owner, by_owner.get(owner, []), version)
-        if gone:
-            log.info("sweep: %d cached worker Job(s)/pod(s) were deleted unseen", gone)
-            metrics.SWEPT.inc(gone)
-        return gone
-
-    async def sweeper(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(SWEEP_SECONDS)
-            try:
-                await loop.run_in_executor(self.executor, self.sweep)
-            except (ApiException, HTTPError, OSError) as exc:
-                # The next round tries again; per-job listings still guard every creation.
-                log.warning("sweep of cached worker Jobs and pods failed: %s", exc)
 
     def _cached_workers(self, key: Key) -> Workers:
         return self.cache.owned(JOBS, key), self.cache.owned(PODS, key)

@@ -6,7 +6,9 @@ handlers are edge-triggered. Event handlers store nothing on the objects; togeth
 queue's resyncs they give level-based reconciliation, as controller-runtime does:
 
 - every TFTrainingJob event (including the initial listing after a restart) enqueues the job;
-- every event of a worker Job or pod (server-side label-selected) enqueues its parent;
+- every event of a worker Job or pod enqueues its parent: those come from tftj's own lean
+  informers (tftj.operator.informer, server-side label-selected), not from kopf, whose
+  per-event cost dominated the operator at thousands of pods;
 - a reconcile asks to run again after `Plan.requeue_after` (progress scraping, deadlines,
   TTL, waiting for old pods to go);
 - the admission webhook is not kopf's: tftj.operator.webhook serves it beside kopf;
@@ -18,24 +20,59 @@ queue's resyncs they give level-based reconciliation, as controller-runtime does
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import kopf
 
 from tftj.api import GROUP, PLURAL, VERSION
-from tftj.operator.children import LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_ROLE
+from tftj.operator.children import LABEL_JOB_NAME
 from tftj.operator.controller import Controller
 from tftj.operator.election import LeaderElector
+from tftj.operator.informer import Informer
 from tftj.operator.status import job_signal, pod_signal
-from tftj.operator.transforms import lean_job, lean_pod, lean_training_job
+from tftj.operator.transforms import lean_training_job
+
+# (kind, event type, lean body): an informer's delivery once its kind is bound to it.
+ChildDelivery = Callable[[str, str, dict[str, Any]], None]
+
+
+def child_event(controller: Controller, loop: asyncio.AbstractEventLoop) -> ChildDelivery:
+    """What an informer calls (on its own thread) for each worker Job or pod event: keep the
+    lean body in the cache and wake the parent when something it decides on changed (see
+    status.*_signal): pods emit many updates that cannot change a reconcile's outcome."""
+
+    def deliver(kind: str, event: str, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        parent = (meta.get("labels") or {}).get(LABEL_JOB_NAME)
+        owner = (namespace, parent or "")
+        key = (kind, namespace, name)
+        if event == "DELETED":
+            controller.signals.pop(key, None)
+            controller.cache.delete(kind, owner, name)
+        else:
+            # Always keep the latest body (the chief's IP, say), even when it wakes no one.
+            controller.cache.put(kind, owner, body)
+            signal = (job_signal if kind == "Job" else pod_signal)(body)
+            if controller.signals.get(key) == signal:
+                return
+            controller.signals[key] = signal
+        # The work queue belongs to the event loop.
+        loop.call_soon_threadsafe(controller.enqueue_soon, namespace, parent)
+
+    return deliver
 
 
 def build_registry(
-    controller: Controller, elector: LeaderElector | None = None
+    controller: Controller,
+    elector: LeaderElector | None = None,
+    informers: Sequence[Informer] = (),
 ) -> kopf.OperatorRegistry:
     """All handlers on a fresh registry (nothing registered at import time). With an `elector`
-    the controller reconciles only while this replica is the leader."""
+    the controller reconciles only while this replica is the leader. The `informers` (worker
+    Jobs and pods) start with the operator, on every replica, and stop with it."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -47,6 +84,9 @@ def build_registry(
 
     @kopf.on.startup(registry=registry)
     async def start(**_: Any) -> None:
+        deliver = child_event(controller, asyncio.get_running_loop())
+        for informer in informers:
+            informer.start(functools.partial(deliver, informer.resource.kind))
         if elector is None:
             controller.start()
         else:
@@ -62,6 +102,8 @@ def build_registry(
         await controller.stop()
         if elector is not None:
             await elector.release()
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(None, i.stop) for i in informers))
 
     # The event handlers are coroutines, run on the event loop: the work queue is an asyncio
     # one (not thread-safe), and kopf would run plain functions in its small thread pool, where
@@ -84,54 +126,6 @@ def build_registry(
         if meta.get("resourceVersion") != controller.written.get(key):
             controller.enqueue(namespace, name, urgent=not status)
 
-    def child_event(
-        kind: str,
-        lean: Callable[[dict[str, Any]], dict[str, Any]],
-        signal_of: Callable[[dict[str, Any]], tuple[Any, ...]],
-        kw: dict[str, Any],
-    ) -> None:
-        # Wake the parent only when something it decides on changed (see status.*_signal):
-        # pods emit many updates that cannot change a reconcile's outcome.
-        namespace, name = kw.get("namespace"), kw["name"]
-        key = (kind, namespace or "", name)
-        parent = kw["labels"].get(LABEL_JOB_NAME)
-        owner = (namespace or "", parent or "")
-        if kw["type"] == "DELETED":
-            controller.signals.pop(key, None)
-            controller.cache.delete(kind, owner, name)
-        else:
-            body = lean(kw["body"])  # only what reconcile reads (tftj.operator.transforms)
-            # Always keep the latest body (the chief's IP, say), even when it wakes no one.
-            controller.cache.put(kind, owner, body)
-            signal = signal_of(body)
-            if controller.signals.get(key) == signal:
-                return
-            controller.signals[key] = signal
-        controller.enqueue_soon(namespace, parent)
-
-    async def worker_job_event(**kwargs: Any) -> None:
-        child_event("Job", lean_job, job_signal, kwargs)
-
-    async def worker_pod_event(**kwargs: Any) -> None:
-        child_event("Pod", lean_pod, pod_signal, kwargs)
-
-    kopf.on.event(
-        "batch",
-        "v1",
-        "jobs",
-        id="worker_job_event",
-        registry=registry,
-        labels={LABEL_JOB_NAME: kopf.PRESENT},
-    )(worker_job_event)
-    kopf.on.event(
-        "",
-        "v1",
-        "pods",
-        id="worker_pod_event",
-        registry=registry,
-        labels={LABEL_JOB_NAME: kopf.PRESENT, LABEL_ROLE: "worker"},
-    )(worker_pod_event)
-
     return registry
 
 
@@ -144,9 +138,6 @@ def configure_settings(
     # Our own Events are written by the reconcile; kopf's per-handler log events would only
     # add noise (and need no extra permission when off).
     settings.posting.enabled = False
-    # Filter on the server: the operator never receives pods and Jobs that are not its own.
-    settings.watching.label_selectors["batch", "v1", "jobs"] = f"{LABEL_JOB_NAME},{LABEL_ATTEMPT}"
-    settings.watching.label_selectors["", "v1", "pods"] = f"{LABEL_JOB_NAME},{LABEL_ROLE}=worker"
     # A watch the apiserver does not end by itself within server_timeout is dead (e.g. a
     # network partition that drops packets silently): the client gives up on it a little
     # later and reconnects, instead of waiting on a TCP connection that never answers.

@@ -73,40 +73,6 @@ def _list_version(listing: Obj) -> str | None:
     return str(version) if version else None
 
 
-# Items per page of a listing: one job's workers fit in one; a namespace-wide sweep at scale
-# takes several pages instead of one response of tens of MB.
-LIST_PAGE = 500
-
-
-def _paged(
-    lister: Callable[..., Any],
-    namespace: str,
-    selector: str,
-    lean: Callable[[Obj], Obj],
-) -> Listing:
-    """Every item of a label-selected listing, lean, with the resourceVersion of the snapshot
-    all pages come from (the first page's: the apiserver serves continuations from it)."""
-    items: list[Obj] = []
-    version: str | None = None
-    token: str | None = None
-    while True:
-        page = _raw(
-            lister(
-                namespace,
-                label_selector=selector,
-                limit=LIST_PAGE,
-                _continue=token,
-                _preload_content=False,
-            )
-        )
-        items += [lean(item) for item in page.get("items") or []]
-        if version is None:
-            version = _list_version(page)
-        token = (page.get("metadata") or {}).get("continue") or None
-        if token is None:
-            return items, version
-
-
 def _mapping(value: Any) -> Obj:
     """`value` if it is a mapping, else empty: the raw spec is read before it is validated, and
     a spec the schema rejects is reconcile()'s to report (InvalidSpec), not a crash here."""
@@ -181,27 +147,23 @@ class Kube:
         """Every worker Job and worker pod labelled with the job's name, straight from the
         apiserver, in their lean forms (tftj.operator.transforms), each with the listing's
         resourceVersion (see cache.Cache.prune)."""
-        return self._list_workers(namespace, f"{LABEL_JOB_NAME}={name}")
-
-    def list_all_workers(self, namespace: str) -> tuple[Listing, Listing]:
-        """Every worker Job and pod of every TFTrainingJob in `namespace` (the controller's
-        sweep), as list_workers; fetched in pages, so 4,000 pods are never one response."""
-        return self._list_workers(namespace, LABEL_JOB_NAME)
-
-    def _list_workers(self, namespace: str, job_selector: str) -> tuple[Listing, Listing]:
+        jobs = _raw(
+            self.batch.list_namespaced_job(
+                namespace,
+                label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ATTEMPT}",
+                _preload_content=False,
+            )
+        )
+        pods = _raw(
+            self.core.list_namespaced_pod(
+                namespace,
+                label_selector=f"{LABEL_JOB_NAME}={name},{LABEL_ROLE}=worker",
+                _preload_content=False,
+            )
+        )
         return (
-            _paged(
-                self.batch.list_namespaced_job,
-                namespace,
-                f"{job_selector},{LABEL_ATTEMPT}",
-                lean_job,
-            ),
-            _paged(
-                self.core.list_namespaced_pod,
-                namespace,
-                f"{job_selector},{LABEL_ROLE}=worker",
-                lean_pod,
-            ),
+            ([lean_job(j) for j in jobs.get("items") or []], _list_version(jobs)),
+            ([lean_pod(p) for p in pods.get("items") or []], _list_version(pods)),
         )
 
     def observe(

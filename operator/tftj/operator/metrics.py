@@ -52,11 +52,6 @@ INDEX_ENTRIES = Gauge(
     "Entries in the controller's per-job and per-child bookkeeping, by index",
     ["index"],
 )
-SWEPT = Counter(
-    "tftj_operator_swept_objects_total",
-    "Cached worker Jobs and pods the periodic listing found deleted without a DELETED event "
-    "(watch gaps); steady growth means watches break often",
-)
 PHASES = ("Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed")
 
 
