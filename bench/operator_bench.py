@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -444,6 +445,30 @@ def bench_operator(
             proc.stop()
 
 
+@contextlib.contextmanager
+def profiled(pid: int, output: Path | None) -> Iterator[None]:
+    """py-spy samples the operator (all threads, 50 Hz) while the block runs, into `output`
+    as collapsed stacks ("frame;frame;... count" lines); nothing when `output` is None."""
+    if output is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    recorder = subprocess.Popen(
+        [
+            *(spy, "record", "--pid", str(pid), "--rate", "50", "--format", "raw"),
+            *("--threads", "--nonblocking", "--output", str(output)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes the profile when interrupted
+        recorder.wait(timeout=60)
+        print(f"profile of the operator during the burst: {output}")
+
+
 def operator_phase(
     args: argparse.Namespace,
     state: Path,
@@ -451,6 +476,7 @@ def operator_phase(
     source_dir: Path | None,
     *,
     webhook: bool,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """One operator (from `source_dir`, default this checkout) on a fresh control plane: the
     burst's latencies, its CPU and memory, and (`webhook`) the admission figures."""
@@ -463,8 +489,9 @@ def operator_phase(
         cpu0 = tree_cpu(pid)
         result["load"] = [os.getloadavg()[0]]
         manifests = held_jobs(names, args.workers)
-        t0 = apply_many(admin, "bench-op", manifests)
-        wait_all(watcher, len(names), args.timeout)
+        with profiled(pid, profile):
+            t0 = apply_many(admin, "bench-op", manifests)
+            wait_all(watcher, len(names), args.timeout)
         result.update(phase(watcher, t0, names))
         result["filled"] = watcher.filled
         result["admitted"] = [watcher.admitted[n] - t0 for n in names if n in watcher.admitted]
@@ -512,6 +539,12 @@ def main() -> int:
         help="the docs/benchmarks.md section to write (default: %(default)s)",
     )
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="record the candidate operator during the burst with py-spy (collapsed stacks)",
+    )
     args = parser.parse_args()
 
     state = Path(tempfile.mkdtemp(prefix="tftj-bench-operator-"))
@@ -546,7 +579,12 @@ def main() -> int:
             baseline_tree(args.candidate, state / "candidate-src") if args.candidate else None
         )
         operator = operator_phase(
-            args, state / "candidate", names, candidate, webhook=not args.no_webhook
+            args,
+            state / "candidate",
+            names,
+            candidate,
+            webhook=not args.no_webhook,
+            profile=args.profile,
         )
         filled["operator"] = operator["filled"]
         loads += operator["load"]
