@@ -161,14 +161,21 @@ def test_a_worker_job_is_never_created_from_a_lagging_cache() -> None:
     assert [k for k in cluster.created if k[0] == "Job"] == [("Job", "mnist-a0")]
 
 
-def test_a_restart_waits_for_old_pods_the_cache_lost() -> None:
+def restart_due() -> tuple[MemoryCluster, Controller]:
+    """A job whose attempt 0 failed: the restart is decided (status.attempt 1), the attempt
+    0 Job is gone, attempt 1 is not created yet."""
     cluster, controller = setup()
     controller.reconcile_key(KEY)
-    # attempt 0 failed and a restart was decided: attempt 1 is due, but two pods of
-    # attempt 0 still run in the cluster, and the controller's cache lost them.
     stored = cluster.jobs["mnist"]
     cluster.put({**stored, "status": {**stored["status"], "attempt": 1, "restarts": 1}})
     cluster.objects.pop(("Job", "mnist-a0"))
+    return cluster, controller
+
+
+def test_a_restart_waits_for_old_pods_the_cache_lost() -> None:
+    # attempt 0 failed and a restart was decided: attempt 1 is due, but two pods of
+    # attempt 0 still run in the cluster, and the controller's cache lost them.
+    cluster, controller = restart_due()
     for index in (0, 1):
         cluster.put(worker_pod(0, index))
     watch_saw(controller, cluster, workers=False)
@@ -221,11 +228,7 @@ def test_the_first_look_after_a_start_lists_the_workers() -> None:
 def test_a_restart_is_not_held_for_long_by_a_ghost_pod() -> None:
     """Old pods whose DELETED events were lost: the wait for them is confirmed on the
     apiserver once the last listing is old, and the new attempt starts."""
-    cluster, controller = setup()
-    controller.reconcile_key(KEY)
-    stored = cluster.jobs["mnist"]
-    cluster.put({**stored, "status": {**stored["status"], "attempt": 1, "restarts": 1}})
-    cluster.objects.pop(("Job", "mnist-a0"))
+    cluster, controller = restart_due()
     for index in (0, 1):
         controller.cache.put(PODS, KEY, cluster.put(worker_pod(0, index)))
         cluster.objects.pop(("Pod", f"mnist-a0-{index}-x"))  # gone, and no event came
