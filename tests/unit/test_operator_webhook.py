@@ -24,7 +24,7 @@ import yaml
 from doorgen import manifests, review, review_bodies
 from tftj.api.validate import validate
 from tftj.operator.certs import CertPaths, ensure_certs
-from tftj.operator.webhook import MAX_BODY_BYTES, READY_PATH, WebhookServer
+from tftj.operator.webhook import INLINE_BODY_BYTES, MAX_BODY_BYTES, READY_PATH, WebhookServer
 from webhookclient import Client
 
 TFTJ = Path(sys.executable).with_name("tftj")
@@ -96,6 +96,17 @@ def test_a_good_review_is_admitted_and_a_bad_one_denied_naming_the_field(client:
     denied = verdict(client, bad)
     assert denied["allowed"] is False and denied["status"]["code"] == 422
     assert denied["status"]["message"].startswith("spec.training.learningRate: must be > 0")
+
+
+def test_a_big_review_is_answered_as_a_small_one(client: Client) -> None:
+    """Beyond INLINE_BODY_BYTES the review is validated on a thread, not on the loop: same
+    verdicts."""
+    notes = {"notes": "x" * (INLINE_BODY_BYTES + 1)}
+    big = {**GOOD_JOB, "metadata": {"name": "good", "annotations": notes}}
+    assert len(json.dumps(review(big))) > INLINE_BODY_BYTES
+    assert verdict(client, big)["allowed"] is True
+    bad = {**big, "spec": {**GOOD_JOB["spec"], "training": {"learningRate": -1}}}
+    assert verdict(client, bad)["status"]["message"].startswith("spec.training.learningRate")
 
 
 @pytest.mark.parametrize(
