@@ -7,7 +7,8 @@
 #   bash bench/cold_make_test.sh [WORKDIR]     # default: a new dir under /tmp; needs ~25 GB
 #
 # Run it on an otherwise idle machine: the figure is the wall time printed at the end (plus the
-# CPU seconds, which do not depend on load). It writes WORKDIR/log and WORKDIR/result.
+# CPU seconds, which do not depend on load). It writes WORKDIR/log and WORKDIR/result, and the
+# section "make test on a fresh machine" of docs/benchmarks.md (bench/cold_report.py).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="${1:-$(mktemp -d /tmp/tftj-cold.XXXXXX)}"
@@ -27,4 +28,6 @@ echo "rc=${rc} wall=${wall}s ($(( wall / 60 )) min) $(cat "${work}/cpu") load=$(
   | tee "${work}/result"
 # Go's module cache is read-only by design; make it removable.
 chmod -R u+w "${work}/gomod" 2>/dev/null || true
+# docs/benchmarks.md, "make test on a fresh machine" (this checkout's copy).
+python3 "${repo}/bench/cold_report.py" "${work}/log" "${work}/result" >/dev/null || true
 exit "${rc}"
