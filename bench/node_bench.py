@@ -39,18 +39,18 @@ from tftj.trainerprogress import read_trainer_progress  # noqa: E402
 from trainer_bench import SPEC, first_step_marks  # noqa: E402
 
 SECTION = "## Real node"
-#: The first (cold) build on the 2-core machine, from the build logs of 2026-12-01 (load
-#: average ~11): not re-measurable in a run that finds the caches warm.
+#: The first (cold) build on the 2-core machine, from bench/cold_make_test.sh's run of
+#: 2026-12-01: not re-measurable in a run that finds the caches warm.
 FIRST_BUILD = (
-    "First build on this machine (2026-12-01, build logs, load ~11): base image 2.7 min,"
-    " operator image 4.7 min, trainer image 14.6 min (pip downloads TensorFlow), containerd"
-    " ~2 min and CoreDNS ~5 min from nothing, kubelet + kube-proxy 0.4 min once the control"
-    " plane's Go build cache exists: ~27 min on top of the control plane's 25 min. After a code"
-    " change: operator ~1 min, trainer ~3 min (the dependency layers stay cached)."
-    " Prometheus 3.16 (tests/node/test_prometheus.py; tags remove_all_sd enable_kubernetes_sd,"
-    " no UI assets), from an empty Go build cache on 2026-12-01: 8.3 CPU-min (7.1 user + 1.2"
-    " sys), 42 min wall at load average 25-35 (another cold control-plane build ran alongside);"
-    " ~4-5 min on an idle 2-core machine, by its CPU time."
+    "First build on a fresh machine (bench/cold_make_test.sh, 2026-12-01, 2 cores, little "
+    "other load): base image 6.7 min, operator image 5.9 min, trainer image 15.1 min (pip "
+    "downloads TensorFlow), containerd 1.4 min, CoreDNS 3.7 min, kubelet + kube-proxy 0.6 min"
+    " once the control plane's Go build cache exists, Prometheus 3.16 "
+    "(tests/node/test_prometheus.py; tags remove_all_sd enable_kubernetes_sd, no UI assets) "
+    "3.6 min: the node tier's images build beside the Go builds, whose node part adds ~9 min "
+    'to them (section "make test on a fresh machine"). After a code change: operator ~0.5-1 '
+    "min, trainer ~1-3 min (the dependency layers stay cached). The table above is each "
+    "piece's last build on this machine, whatever the load was then."
 )
 CACHE = Path.home() / ".cache" / "tftj"
 
