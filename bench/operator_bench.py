@@ -374,7 +374,11 @@ def tree(pid: int) -> list[int]:
     """`pid` and its descendants (tftj's webhook runs in a child process)."""
     pids = [pid]
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:
+            continue  # the thread ended since the listing (the operator's come and go)
+        for child in children:
             pids += tree(int(child))
     return pids
 
