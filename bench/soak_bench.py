@@ -32,6 +32,7 @@ sys.path[:0] = [str(REPO / "testbin"), str(REPO / "operator"), str(REPO / "bench
 
 from benchdoc import write_section  # noqa: E402
 from devoperator import Admin, OperatorProcess, training_job  # noqa: E402
+from localcluster import wait_for  # noqa: E402
 from operator_bench import (  # noqa: E402
     SMALL,
     apply_many,
@@ -47,13 +48,8 @@ CHILD_KINDS = "jobs,pods,configmaps,services"
 
 
 def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float = 2.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError(f"soak: {what} not within {timeout:.0f} s")
+    # A failing check (kubectl, say) ends the soak at once rather than counting as "not yet".
+    return wait_for(predicate, timeout, interval=every, message=f"soak: {what}", fatal=(Exception,))
 
 
 def phases(admin: Admin) -> list[str]:
