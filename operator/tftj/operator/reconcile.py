@@ -220,7 +220,11 @@ class _Status:
         if status == "False" and (old is None or old.get("reason") != reason):
             self.events.append(Event("Warning", reason, message))
 
-    def phase(self, phase: str, reason: str, message: str, event: EventType = "Normal") -> None:
+    def phase(
+        self, phase: str, reason: str, message: str, event: EventType | None = "Normal"
+    ) -> None:
+        """Set the phase; a change of it is an Event of type `event` (None: the caller posts a
+        more telling Event of its own for this transition)."""
         old = conditions.find(self.conditions, phase)
         changed = (
             self.old.get("phase") != phase
@@ -232,7 +236,7 @@ class _Status:
             self.conditions, phase, reason, message, now=self.now_s, generation=self.generation
         )
         self.new["phase"] = phase
-        if changed:
+        if changed and event is not None:
             self.events.append(Event(event, reason, message))
 
     def finish(self, phase: str, reason: str, message: str) -> None:
@@ -715,9 +719,12 @@ def _start(
             f"created Job {attempt.name}: attempt {attempt.number} with {replicas} workers",
         )
     )
+    # AttemptCreated above says it all: an Event for "0/N workers running" as well would be
+    # one more write per job for the apiserver and one more line in `kubectl describe`.
     status.phase(
         _waiting_phase(status),
         "WorkersStarting",
         f"0/{replicas} workers running (attempt {attempt.number})",
+        event=None,
     )
     plan.wake(timing.waiting_seconds)
