@@ -44,6 +44,11 @@ POD_NOISE: Obj = {
         "podIPs": [{"ip": "127.1.0.46"}],
         "qosClass": "Burstable",
         "startTime": "2026-12-01T13:52:21Z",
+        # The kubelet's conditions that no decision reads (the lean pod drops them).
+        "conditions": [
+            {"type": t, "status": "True", "lastTransitionTime": "2026-12-01T13:52:22Z"}
+            for t in ("PodReadyToStartContainers", "Initialized", "ContainersReady")
+        ],
         "containerStatuses": [
             {"name": "sidecar", "state": {"terminated": {"exitCode": 9, "finishedAt": "0"}}}
         ],
@@ -118,3 +123,16 @@ def test_a_lean_pod_is_a_small_part_of_the_full_one() -> None:
         k: v for k, v in full["metadata"]["labels"].items() if k.startswith("tftj.dev/")
     }
     assert [c["name"] for c in lean["status"]["containerStatuses"]] == ["trainer"]
+
+
+def test_lean_pods_share_their_strings() -> None:
+    """Pods parsed from separate watch events hold one copy of each key and short value."""
+    from test_operator_reconcile import failed_pod
+
+    text = json.dumps(noisy(failed_pod(0, 1, 137, "OOMKilled"), POD_NOISE))
+    first, second = lean_pod(json.loads(text)), lean_pod(json.loads(text))
+    key_of = {id(k) for k in first["status"]}
+    assert key_of == {id(k) for k in second["status"]}
+    assert first["status"]["phase"] is second["status"]["phase"]
+    kept = {c["type"] for c in first["status"]["conditions"]}
+    assert kept <= {"Ready", "PodScheduled", "DisruptionTarget"}

@@ -23,6 +23,7 @@ from tftj.operator import metrics
 from tftj.operator.cache import JOBS, PODS, Cache, Obj
 from tftj.operator.kube import Conflict, Gone, Listing
 from tftj.operator.reconcile import Observed, Plan, Timing, reconcile
+from tftj.operator.transforms import lean_training_job
 from tftj.operator.workqueue import WorkQueue
 
 log = logging.getLogger("tftj.operator")
@@ -176,7 +177,7 @@ class Controller:
             self.reread.discard(key)
             if written is not None:
                 self.written[key] = (written.get("metadata") or {}).get("resourceVersion")
-                self.cache.refresh_job(written)
+                self.cache.refresh_job(lean_training_job(written))
             if look and not plan.patches:
                 # Everything wanted is in place: seen, or created just now (or found existing).
                 self.children_seen[key] = (*identity, time.monotonic())

@@ -11,19 +11,41 @@ answers the same on the full objects and on their lean forms.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
-from tftj.operator.children import TRAINER_CONTAINER
+from tftj.operator.children import DISRUPTION_TARGET, TRAINER_CONTAINER
 from tftj.operator.status import INDEX_ANNOTATION as INDEX_KEY
 
 Obj = dict[str, Any]
+
+# Strings up to this length are shared between cached objects (see _compact): keys, phases,
+# condition types and reasons, label values. Longer ones (uids, timestamps, messages) are
+# mostly unique, and interning them would only grow the interpreter's table.
+SHARED_STRING_MAX = 16
 
 
 _META = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp")
 _CONDITION = ("type", "status", "reason", "message", "lastTransitionTime")
 _JOB_COUNTS = ("active", "ready", "succeeded", "failed")
 _POD_STATUS = ("phase", "podIP", "reason", "message")
+# The pod conditions tftj.operator.status reads; the kubelet's others (Initialized,
+# ContainersReady, PodReadyToStartContainers) are a third of a lean pod and decide nothing.
+_POD_CONDITIONS = frozenset({"Ready", "PodScheduled", DISRUPTION_TARGET})
+
+
+def _compact(value: Any) -> Any:
+    """`value` with every key and short string interned. Each watch event is parsed on its
+    own, so without this every cached pod holds its own copy of "metadata", "status", "True",
+    "Running", ...: with 4,000 pods and 1,000 jobs cached that is a third of their memory."""
+    if isinstance(value, dict):
+        return {sys.intern(k): _compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= SHARED_STRING_MAX:
+        return sys.intern(value)
+    return value
 
 
 def _pick(source: Any, keys: tuple[str, ...]) -> Obj:
@@ -47,8 +69,12 @@ def _metadata(meta: Any, annotations: tuple[str, ...] = ()) -> Obj:
     return lean
 
 
-def _conditions(status: Obj) -> list[Obj]:
-    return [_pick(c, _CONDITION) for c in status.get("conditions") or [] if isinstance(c, dict)]
+def _conditions(status: Obj, types: frozenset[str] | None = None) -> list[Obj]:
+    return [
+        _pick(c, _CONDITION)
+        for c in status.get("conditions") or []
+        if isinstance(c, dict) and (types is None or c.get("type") in types)
+    ]
 
 
 def lean_training_job(job: Mapping[str, Any]) -> Obj:
@@ -63,7 +89,7 @@ def lean_training_job(job: Mapping[str, Any]) -> Obj:
     if annotations or "annotations" in meta:
         meta["annotations"] = annotations
     lean["metadata"] = meta
-    return lean
+    return _compact(lean)  # type: ignore[no-any-return]
 
 
 def lean_job(job: Mapping[str, Any]) -> Obj:
@@ -73,7 +99,7 @@ def lean_job(job: Mapping[str, Any]) -> Obj:
     if (job.get("spec") or {}).get("suspend"):
         lean["spec"] = {"suspend": True}
     lean["status"] = {**_pick(status, _JOB_COUNTS), "conditions": _conditions(status)}
-    return lean
+    return _compact(lean)  # type: ignore[no-any-return]
 
 
 def _container(cs: Obj) -> Obj:
@@ -92,7 +118,7 @@ def lean_pod(pod: Mapping[str, Any]) -> Obj:
     conditions and how the trainer container ended."""
     status = pod.get("status") or {}
     lean_status = _pick(status, _POD_STATUS)
-    lean_status["conditions"] = _conditions(status)
+    lean_status["conditions"] = _conditions(status, _POD_CONDITIONS)
     containers = [
         _container(cs)
         for cs in status.get("containerStatuses") or []
@@ -100,4 +126,5 @@ def lean_pod(pod: Mapping[str, Any]) -> Obj:
     ]
     if containers:
         lean_status["containerStatuses"] = containers
-    return {"metadata": _metadata(pod.get("metadata"), (INDEX_KEY,)), "status": lean_status}
+    lean = {"metadata": _metadata(pod.get("metadata"), (INDEX_KEY,)), "status": lean_status}
+    return _compact(lean)  # type: ignore[no-any-return]
