@@ -194,7 +194,31 @@ def _exit_on_lost_lease() -> None:
     os._exit(1)
 
 
+# glibc's mallopt parameter for the number of malloc arenas (malloc.h).
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+def _limit_malloc_arenas() -> None:
+    """At most MALLOC_ARENAS malloc arenas, as MALLOC_ARENA_MAX=2 would (unless that variable
+    is set: then glibc obeys it). glibc gives each busy thread an arena of its own, up to 8 per
+    core; the reconcile threads, informers and Event posters then keep freed memory in
+    separate arenas. Measured at 1,000 jobs x 4 workers live: 162 MiB vs 172 MiB (the GIL
+    serialises the threads anyway, so they gain nothing from their own arenas)."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except AttributeError:  # not glibc (musl, macOS): nothing to tune
+        return
+    mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
+
 def run(args: argparse.Namespace) -> int:
+    # First, before any thread starts (kopf's, the informers', the reconcile pool).
+    _limit_malloc_arenas()
     if args.kubeconfig:
         if not Path(args.kubeconfig).is_file():
             return _fail(f"--kubeconfig: no such file: {args.kubeconfig}")
