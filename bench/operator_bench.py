@@ -235,6 +235,28 @@ def floor_job(name: str, workers: int) -> dict[str, Any]:
     }
 
 
+def operator_children(names: list[str], workers: int, namespace: str) -> list[dict[str, Any]]:
+    """What the operator creates for each of held_jobs(): its ConfigMap, headless Service and
+    attempt-0 worker Job, built by the operator's own code, to be created directly (no
+    operator, no TFTrainingJob): the floor of tftj's design, apart from the reconcile."""
+    from tftj.api.models import TFTrainingJobSpec
+    from tftj.api.resolve import resolve
+    from tftj.operator.children import attempt_job, static_children
+
+    objects = []
+    for manifest in held_jobs(names, workers):
+        name = manifest["metadata"]["name"]
+        job = {**manifest, "metadata": {"name": name, "namespace": namespace, "uid": "-"}}
+        resolved = resolve(
+            TFTrainingJobSpec.model_validate(manifest["spec"]), name=name, namespace=namespace
+        )
+        for child in [*static_children(job, resolved), attempt_job(job, resolved, 0)]:
+            # No owner to point to: the garbage collector would delete them at once.
+            del child["metadata"]["ownerReferences"]
+            objects.append(child)
+    return objects
+
+
 def held_jobs(names: list[str], workers: int) -> list[dict[str, Any]]:
     """The burst's TFTrainingJobs: small workers that kwok holds Running until deleted."""
     return [
@@ -267,7 +289,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-STALL_SECONDS = 60.0  # no job newly all-Running for this long: check the watches (fill_in)
+STALL_SECONDS = 20.0  # no job newly all-Running for this long: check the watches (fill_in)
 CREATE_CLIENTS = 8  # parallel `kubectl create` processes: "applied at once", not one by one
 
 

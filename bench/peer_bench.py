@@ -6,6 +6,8 @@ nodes) with one operator at a time, and creates the same burst: N jobs x W worke
 kwok holds Running, from 8 parallel `kubectl create` clients, webhooks registered:
 
 - floor: the worker Jobs tftj would create (Indexed, W pods), created directly;
+- children: everything tftj's operator creates per job (its ConfigMap, headless Service and
+  worker Job, built by its own code), created directly: tftj's design minus its reconcile;
 - tftj: TFTrainingJobs, `tftj operator --workers=16` under its ServiceAccount;
 - tftj, no webhook: the same with its webhook registration removed: the baseline of the
   admission goal (the create latency of the same burst without the webhook);
@@ -66,6 +68,7 @@ from operator_bench import (  # noqa: E402
     baseline_tree,
     floor_job,
     held_jobs,
+    operator_children,
     pct,
     phase,
     rss_mib,
@@ -83,9 +86,10 @@ from peeroperator import (  # noqa: E402
 )
 
 SECTION = "## Operator vs. the Go peer"
-PHASES = ("floor", "tftj-base", "tftj", "tftj-nohook", "peer-tuned", "peer-shipped")
+PHASES = ("floor", "children", "tftj-base", "tftj", "tftj-nohook", "peer-tuned", "peer-shipped")
 LABELS = {
     "floor": "floor: the same Indexed Jobs created directly",
+    "children": "tftj's children (ConfigMap, Service, Job) created directly",
     "tftj-base": "tftj before (`--baseline`)",
     "tftj": "tftj as shipped (`--workers=16`)",
     "tftj-nohook": "tftj, webhook registration removed",
@@ -179,6 +183,13 @@ def floor_phase(admin: Admin, names: list[str], args: argparse.Namespace) -> dic
     watcher.start()
     jobs = [floor_job(n, args.workers) for n in names]
     return burst(admin, watcher, names, jobs, None, args.timeout)
+
+
+def children_phase(admin: Admin, names: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    watcher = Watcher(admin, NAMESPACE, args.workers, "tftj.dev/job-name")
+    watcher.start()
+    children = operator_children(names, args.workers, NAMESPACE)
+    return burst(admin, watcher, names, children, None, args.timeout)
 
 
 def tftj_phase(
@@ -275,6 +286,8 @@ def run_phase(name: str, args: argparse.Namespace, state: Path) -> dict[str, Any
         admin("create", "namespace", NAMESPACE)
         if name == "floor":
             return floor_phase(admin, names, args)
+        if name == "children":
+            return children_phase(admin, names, args)
         if name in ("tftj", "tftj-nohook"):
             return tftj_phase(admin, names, args, state, webhook=name == "tftj")
         if name == "tftj-base":
@@ -344,7 +357,7 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         "| tftj vs. | p50 | p95 | last | CPU-s | peak RSS |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for base in ("floor", "tftj-base", "peer-tuned", "peer-shipped"):
+    for base in ("floor", "children", "tftj-base", "peer-tuned", "peer-shipped"):
         if base in results and "tftj" in results:
             keys = ("running_p50", "running_p95", "last_running", "cpu", "rss")
             lines.append(
