@@ -72,6 +72,7 @@ from operator_bench import (  # noqa: E402
     pct,
     phase,
     rss_mib,
+    scale_nodes,
     tree_cpu,
     wait_all,
     warm_up,
@@ -281,7 +282,8 @@ def peer_phase(
 
 def run_phase(name: str, args: argparse.Namespace, state: Path) -> dict[str, Any]:
     names = [f"b{i:03d}" for i in range(args.jobs)]
-    with LocalCluster(state / "cluster", die_with_parent=True) as cluster:
+    nodes = scale_nodes(args.jobs * args.workers)
+    with LocalCluster(state / "cluster", nodes=nodes, die_with_parent=True) as cluster:
         admin = Admin(cluster.kubeconfig)
         admin("create", "namespace", NAMESPACE)
         if name == "floor":
@@ -329,7 +331,7 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         rounds += " (times each phase ran: "
         rounds += ", ".join(f"{n} {len(rs)}" for n, rs in results.items()) + ")"
     lines = [
-        SECTION,
+        args.section,
         "",
         f"`bench/peer_bench.py` — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.node()}, {os.cpu_count()} CPUs. {args.jobs} jobs x {args.workers} workers "
@@ -441,6 +443,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the raw figures here (each phase)")
     parser.add_argument("--from-json", type=Path, help="render figures of an earlier run")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--section",
+        default=SECTION,
+        help="the docs/benchmarks.md section to write (default: %(default)s)",
+    )
     args = parser.parse_args()
     chosen = [p for p in PHASES if p in args.phases.split(",")]
     if not args.baseline:
@@ -483,7 +490,7 @@ def main() -> int:
     text = render(results, args)
     print(text)
     if not args.no_write:
-        print(f"written to {write_section(SECTION, text)}")
+        print(f"written to {write_section(args.section, text)}")
     return 0
 
 

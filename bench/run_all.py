@@ -31,6 +31,15 @@ BENCHMARKS: dict[str, list[str]] = {
     ],
     "soak": ["soak_bench.py"],
     "peer": ["peer_bench.py"],
+    # The same side by side at 1,000 jobs x 4 (one round: each phase takes minutes).
+    "peer-1000": [
+        "peer_bench.py",
+        "--jobs=1000",
+        "--rounds=1",
+        "--phases=floor,children,tftj,peer-tuned",
+        "--timeout=3600",
+        "--section=## Operator vs. the Go peer at 1,000 jobs",
+    ],
     "failover": ["failover_bench.py"],
     "faults": ["faults_bench.py"],
     "node": ["node_bench.py"],
