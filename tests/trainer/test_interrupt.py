@@ -62,6 +62,10 @@ def test_ctrl_c_stops_all_workers_and_exits_130(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=trainer_env(),
+        # As in a terminal's foreground: SIGINT at its default, so Python turns it into
+        # KeyboardInterrupt. A test run started in the background of a script inherits SIGINT
+        # ignored, and Python then leaves it ignored (the cold make test run saw exactly that).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
 
