@@ -12,6 +12,9 @@ from tftj.operator.children import DISRUPTION_TARGET, TRAINER_CONTAINER
 Obj = dict[str, Any]
 JobOutcome = Literal["Complete", "Failed"]
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+#: Every pod condition type a reader below looks at (the lean pod keeps only these: see
+#: tftj.operator.transforms); a reader of another one must add it here.
+POD_CONDITIONS_READ = frozenset({"Ready", "PodScheduled", DISRUPTION_TARGET})
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from tftj.operator.children import DISRUPTION_TARGET, TRAINER_CONTAINER
+from tftj.operator.children import TRAINER_CONTAINER
 from tftj.operator.status import INDEX_ANNOTATION as INDEX_KEY
+from tftj.operator.status import POD_CONDITIONS_READ
 
 Obj = dict[str, Any]
 
@@ -30,9 +31,6 @@ _META = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "de
 _CONDITION = ("type", "status", "reason", "message", "lastTransitionTime")
 _JOB_COUNTS = ("active", "ready", "succeeded", "failed")
 _POD_STATUS = ("phase", "podIP", "reason", "message")
-# The pod conditions tftj.operator.status reads; the kubelet's others (Initialized,
-# ContainersReady, PodReadyToStartContainers) are a third of a lean pod and decide nothing.
-_POD_CONDITIONS = frozenset({"Ready", "PodScheduled", DISRUPTION_TARGET})
 
 
 def _compact(value: Any) -> Any:
@@ -124,7 +122,9 @@ def lean_pod(pod: Mapping[str, Any]) -> Obj:
     conditions and how the trainer container ended."""
     status = pod.get("status") or {}
     lean_status = _pick(status, _POD_STATUS)
-    lean_status["conditions"] = _conditions(status, _POD_CONDITIONS)
+    # The kubelet's other conditions (Initialized, ContainersReady, ...) were a third of a
+    # lean pod and decide nothing.
+    lean_status["conditions"] = _conditions(status, POD_CONDITIONS_READ)
     containers = [
         _container(cs)
         for cs in status.get("containerStatuses") or []
