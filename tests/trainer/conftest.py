@@ -130,10 +130,16 @@ def trainer_command(params: Path, storage: Path, *extra: str, metrics_port: int 
 
 
 def start_trainer(params: Path, storage: Path) -> subprocess.Popen[str]:
-    """One lone worker in the background (stderr kept for the test, stdout dropped)."""
+    """One lone worker in the background (stderr kept for the test, stdout dropped).
+
+    Its TMPDIR is beside the storage, in the test's own directory: the tests SIGKILL these
+    workers, and what autograph leaves behind would otherwise pile up in the machine's /tmp.
+    """
+    scratch = storage.with_name(f"{storage.name}-tmp")
+    scratch.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         trainer_command(params, storage),
-        env=trainer_env(),
+        env={**trainer_env(), "TMPDIR": str(scratch)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -78,6 +78,10 @@ def test_ctrl_c_stops_all_workers_and_exits_130(tmp_path: Path) -> None:
             return state if progress is not None and progress.step >= 1 else None
 
         state = wait_for(training_started, 120, "the first training step")
+        # The workers' throw-away files (autograph's sources, the non-chief's checkpoint
+        # scratch) go under the run's directory, not the machine's /tmp ...
+        scratch = [workdir / "workers" / f"tmp-{w['index']}" for w in state["workers"]]
+        assert all(any(d.iterdir()) for d in scratch), [str(d) for d in scratch]
         run.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C delivers to `tftj run`
         out, err = run.communicate(timeout=60)
     finally:
@@ -89,3 +93,5 @@ def test_ctrl_c_stops_all_workers_and_exits_130(tmp_path: Path) -> None:
     assert "interrupted: stopping 2 worker(s)" in err
     assert "resumes from the latest checkpoint" in err
     assert not any(alive(w["pid"]) for w in state["workers"])
+    # ... and are gone once the workers are stopped, whether they exited or were killed.
+    assert not any(d.exists() for d in scratch)

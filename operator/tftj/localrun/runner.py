@@ -186,6 +186,7 @@ def run_local(options: RunOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
                 return 130 if isinstance(stop, KeyboardInterrupt) else 1
             printer.end()
             if failed is None:
+                group.remove_scratch()
                 took = time.monotonic() - started
                 print(f"tftj run: training succeeded in {took:.1f}s", file=out)
                 if printer.latest is not None and printer.latest.metrics:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,16 @@ from tftj.api.contract import (
 )
 
 GRACE_SECONDS = 10.0
+
+
+def scratch_dir(workdir: Path, index: int) -> Path:
+    """A worker's TMPDIR, under the run's own directory.
+
+    Python's tempfile users (the non-chief workers' throw-away checkpoints and exports,
+    TensorFlow's autograph sources) remove their files only at a clean exit: a worker that is
+    SIGKILLed would leave them in the machine's /tmp for good. Here the group removes them.
+    """
+    return workdir / "workers" / f"tmp-{index}"
 
 
 def free_ports(count: int) -> list[int]:
@@ -46,6 +57,7 @@ class Worker:
     log: Path
     termination_log: Path
     metrics_port: int
+    scratch: Path
 
     def failure_message(self) -> str:
         """The worker's own one-line reason, else what killed it."""
@@ -80,6 +92,9 @@ class WorkerGroup:
         logs.mkdir(parents=True, exist_ok=True)
         group = cls()
         for index in range(count):
+            scratch = scratch_dir(workdir, index)
+            shutil.rmtree(scratch, ignore_errors=True)  # a killed earlier attempt's
+            scratch.mkdir()
             env = dict(os.environ)
             env.pop("TF_CONFIG", None)  # built by the trainer from the operator's variables
             env.update(
@@ -90,6 +105,7 @@ class WorkerGroup:
                     ENV_STORAGE_ROOT: str(workdir),
                     ENV_JOB_NAME: job,
                     "PYTHONUNBUFFERED": "1",
+                    "TMPDIR": str(scratch),
                 }
             )
             log = logs / f"worker-{index}.log"
@@ -122,7 +138,9 @@ class WorkerGroup:
                     # stops the workers in order instead of them dying mid-save.
                     start_new_session=True,
                 )
-            group.workers.append(Worker(index, process, log, termination, ports[count + index]))
+            group.workers.append(
+                Worker(index, process, log, termination, ports[count + index], scratch)
+            )
         group.write_state(workdir / "workers" / "state.json", attempt)
         return group
 
@@ -172,3 +190,9 @@ class WorkerGroup:
             except subprocess.TimeoutExpired:
                 w.process.kill()
                 w.process.wait()
+        self.remove_scratch()
+
+    def remove_scratch(self) -> None:
+        """Once every worker has exited: what they left in their TMPDIR."""
+        for w in self.workers:
+            shutil.rmtree(w.scratch, ignore_errors=True)
