@@ -235,10 +235,16 @@ def floor_job(name: str, workers: int) -> dict[str, Any]:
     }
 
 
-def operator_children(names: list[str], workers: int, namespace: str) -> list[dict[str, Any]]:
+def operator_children(
+    names: list[str], workers: int, namespace: str, *, as_pods: bool = False
+) -> list[dict[str, Any]]:
     """What the operator creates for each of held_jobs(): its ConfigMap, headless Service and
     attempt-0 worker Job, built by the operator's own code, to be created directly (no
-    operator, no TFTrainingJob): the floor of tftj's design, apart from the reconcile."""
+    operator, no TFTrainingJob): the floor of tftj's design, apart from the reconcile.
+
+    `as_pods`: the worker Job replaced by the pods its controller would create: the floor of
+    a design in which the operator creates the pods itself, as the Go peer does.
+    """
     from tftj.api.models import TFTrainingJobSpec
     from tftj.api.resolve import resolve
     from tftj.operator.children import attempt_job, static_children
@@ -250,11 +256,48 @@ def operator_children(names: list[str], workers: int, namespace: str) -> list[di
         resolved = resolve(
             TFTrainingJobSpec.model_validate(manifest["spec"]), name=name, namespace=namespace
         )
-        for child in [*static_children(job, resolved), attempt_job(job, resolved, 0)]:
+        worker_job = attempt_job(job, resolved, 0)
+        for child in [
+            *static_children(job, resolved),
+            *(indexed_pods(worker_job) if as_pods else [worker_job]),
+        ]:
             # No owner to point to: the garbage collector would delete them at once.
-            del child["metadata"]["ownerReferences"]
+            child["metadata"].pop("ownerReferences", None)
             objects.append(child)
     return objects
+
+
+INDEX_KEY = "batch.kubernetes.io/job-completion-index"
+
+
+def indexed_pods(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pods the Job controller makes of an Indexed Job: the template, plus per index the
+    index annotation and label, the JOB_COMPLETION_INDEX variable and hostname <job>-<index>."""
+    name, template = job["metadata"]["name"], job["spec"]["template"]
+    meta = template.get("metadata", {})
+    pods = []
+    for index in range(job["spec"]["completions"]):
+        spec = json.loads(json.dumps(template["spec"]))  # a copy per pod
+        variable = {
+            "name": "JOB_COMPLETION_INDEX",
+            "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_KEY}']"}},
+        }
+        for container in spec["containers"]:
+            container["env"] = [*container.get("env", []), variable]
+        pods.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{name}-{index}",
+                    "namespace": job["metadata"]["namespace"],
+                    "labels": {**meta.get("labels", {}), INDEX_KEY: str(index)},
+                    "annotations": {**meta.get("annotations", {}), INDEX_KEY: str(index)},
+                },
+                "spec": {**spec, "hostname": f"{name}-{index}"},
+            }
+        )
+    return pods
 
 
 def held_jobs(names: list[str], workers: int) -> list[dict[str, Any]]:

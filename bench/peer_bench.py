@@ -8,6 +8,8 @@ kwok holds Running, from 8 parallel `kubectl create` clients, webhooks registere
 - floor: the worker Jobs tftj would create (Indexed, W pods), created directly;
 - children: everything tftj's operator creates per job (its ConfigMap, headless Service and
   worker Job, built by its own code), created directly: tftj's design minus its reconcile;
+- pods: the same with the worker Job replaced by the W pods its controller would make: the
+  floor of a design in which the operator creates pods itself (as the peer does);
 - tftj: TFTrainingJobs, `tftj operator --workers=16` under its ServiceAccount;
 - tftj, no webhook: the same with its webhook registration removed: the baseline of the
   admission goal (the create latency of the same burst without the webhook);
@@ -87,10 +89,20 @@ from peeroperator import (  # noqa: E402
 )
 
 SECTION = "## Operator vs. the Go peer"
-PHASES = ("floor", "children", "tftj-base", "tftj", "tftj-nohook", "peer-tuned", "peer-shipped")
+PHASES = (
+    "floor",
+    "children",
+    "pods",
+    "tftj-base",
+    "tftj",
+    "tftj-nohook",
+    "peer-tuned",
+    "peer-shipped",
+)
 LABELS = {
     "floor": "floor: the same Indexed Jobs created directly",
     "children": "tftj's children (ConfigMap, Service, Job) created directly",
+    "pods": "the same with the Job's pods instead of the Job, created directly",
     "tftj-base": "tftj before (`--baseline`)",
     "tftj": "tftj as shipped (`--workers=16`)",
     "tftj-nohook": "tftj, webhook registration removed",
@@ -186,10 +198,12 @@ def floor_phase(admin: Admin, names: list[str], args: argparse.Namespace) -> dic
     return burst(admin, watcher, names, jobs, None, args.timeout)
 
 
-def children_phase(admin: Admin, names: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def children_phase(
+    admin: Admin, names: list[str], args: argparse.Namespace, *, as_pods: bool
+) -> dict[str, Any]:
     watcher = Watcher(admin, NAMESPACE, args.workers, "tftj.dev/job-name")
     watcher.start()
-    children = operator_children(names, args.workers, NAMESPACE)
+    children = operator_children(names, args.workers, NAMESPACE, as_pods=as_pods)
     return burst(admin, watcher, names, children, None, args.timeout)
 
 
@@ -288,8 +302,8 @@ def run_phase(name: str, args: argparse.Namespace, state: Path) -> dict[str, Any
         admin("create", "namespace", NAMESPACE)
         if name == "floor":
             return floor_phase(admin, names, args)
-        if name == "children":
-            return children_phase(admin, names, args)
+        if name in ("children", "pods"):
+            return children_phase(admin, names, args, as_pods=name == "pods")
         if name in ("tftj", "tftj-nohook"):
             return tftj_phase(admin, names, args, state, webhook=name == "tftj")
         if name == "tftj-base":
@@ -359,7 +373,7 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         "| tftj vs. | p50 | p95 | last | CPU-s | peak RSS |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for base in ("floor", "children", "tftj-base", "peer-tuned", "peer-shipped"):
+    for base in ("floor", "children", "pods", "tftj-base", "peer-tuned", "peer-shipped"):
         if base in results and "tftj" in results:
             keys = ("running_p50", "running_p95", "last_running", "cpu", "rss")
             lines.append(
