@@ -295,7 +295,16 @@ class OperatorProcess:
         )
         log = self.log_file.open("ab")
         source = self.source_dir or REPO_DIR / "operator"
-        env = {**os.environ, "PYTHONPATH": str(source), "PYTHONUNBUFFERED": "1"}
+        # The kubernetes client writes the kubeconfig's CA to a temporary file it removes only
+        # at a clean exit: an operator SIGKILLed (the HA and crash tests) would leave it in /tmp.
+        scratch = self.state_dir / "tmp"
+        scratch.mkdir(exist_ok=True)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(source),
+            "PYTHONUNBUFFERED": "1",
+            "TMPDIR": str(scratch),
+        }
         self.process = subprocess.Popen(
             self.command(kubeconfig),
             stdout=log,
