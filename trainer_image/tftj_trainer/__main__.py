@@ -12,8 +12,10 @@ import contextlib
 import faulthandler
 import logging
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tftj.api.contract import ENV_ATTEMPT, ENV_JOB_NAME, PARAMS_DIR, PARAMS_FILE, ExitCode
@@ -169,8 +171,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
 
+@contextlib.contextmanager
+def own_tempdir() -> Iterator[None]:
+    """Python's temporary files in a directory of this process, removed when it is done.
+
+    The worker leaves by os._exit (below), which skips atexit, where TensorFlow's autograph
+    removes the sources it writes: without this every run would leave them in TMPDIR. The
+    non-chief workers' throw-away checkpoints and exports land here too.
+    """
+    path = tempfile.mkdtemp(prefix="tftj-trainer-")
+    previous = os.environ.get("TMPDIR")
+    tempfile.tempdir = path
+    os.environ["TMPDIR"] = path  # TensorFlow's native code reads the variable
+    try:
+        yield
+    finally:
+        tempfile.tempdir = None
+        if previous is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous
+        shutil.rmtree(path, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    code = main()
+    with own_tempdir():
+        code = main()
     sys.stdout.flush()
     sys.stderr.flush()
     # os._exit: TensorFlow's collective threads can keep a finished worker from exiting.
