@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,6 +105,12 @@ def train_alone(params: Any, root: Path, extra_callbacks: Any = ()) -> Any:
     )
 
 
+# The tests' trainer processes' TMPDIR, removed when the test session ends: the tests SIGKILL
+# workers, and what a killed one had in its temporary directory would stay in /tmp.
+SCRATCH = Path(tempfile.mkdtemp(prefix="tftj-tests-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
+
+
 def trainer_env() -> dict[str, str]:
     """A lone worker's environment: nothing describing a group."""
     env = {
@@ -110,6 +119,7 @@ def trainer_env() -> dict[str, str]:
         if k != "TF_CONFIG" and not k.startswith("TFTJ_") and k != "JOB_COMPLETION_INDEX"
     }
     env["PYTHONUNBUFFERED"] = "1"
+    env["TMPDIR"] = str(SCRATCH)
     return env
 
 
@@ -130,16 +140,10 @@ def trainer_command(params: Path, storage: Path, *extra: str, metrics_port: int 
 
 
 def start_trainer(params: Path, storage: Path) -> subprocess.Popen[str]:
-    """One lone worker in the background (stderr kept for the test, stdout dropped).
-
-    Its TMPDIR is beside the storage, in the test's own directory: the tests SIGKILL these
-    workers, and what autograph leaves behind would otherwise pile up in the machine's /tmp.
-    """
-    scratch = storage.with_name(f"{storage.name}-tmp")
-    scratch.mkdir(parents=True, exist_ok=True)
+    """One lone worker in the background (stderr kept for the test, stdout dropped)."""
     return subprocess.Popen(
         trainer_command(params, storage),
-        env={**trainer_env(), "TMPDIR": str(scratch)},
+        env=trainer_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
