@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import copy
 import datetime as dt
 import json
 import os
@@ -267,21 +268,20 @@ def operator_children(
     return objects
 
 
-INDEX_KEY = "batch.kubernetes.io/job-completion-index"
-
-
 def indexed_pods(job: dict[str, Any]) -> list[dict[str, Any]]:
     """The pods the Job controller makes of an Indexed Job: the template, plus per index the
     index annotation and label, the JOB_COMPLETION_INDEX variable and hostname <job>-<index>."""
+    from tftj.operator.status import INDEX_ANNOTATION as INDEX_KEY
+
     name, template = job["metadata"]["name"], job["spec"]["template"]
     meta = template.get("metadata", {})
+    variable = {
+        "name": "JOB_COMPLETION_INDEX",
+        "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_KEY}']"}},
+    }
     pods = []
     for index in range(job["spec"]["completions"]):
-        spec = json.loads(json.dumps(template["spec"]))  # a copy per pod
-        variable = {
-            "name": "JOB_COMPLETION_INDEX",
-            "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_KEY}']"}},
-        }
+        spec = copy.deepcopy(template["spec"])
         for container in spec["containers"]:
             container["env"] = [*container.get("env", []), variable]
         pods.append(
