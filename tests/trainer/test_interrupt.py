@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from tftj.localrun.progress import read_progress
+from tftj.localrun.workers import scratch_dir
 
 from tests.trainer.conftest import TFTJ, trainer_env, wait_for, write_manifest
 
@@ -80,7 +81,7 @@ def test_ctrl_c_stops_all_workers_and_exits_130(tmp_path: Path) -> None:
         state = wait_for(training_started, 120, "the first training step")
         # The workers' throw-away files (autograph's sources, the non-chief's checkpoint
         # scratch) go under the run's directory, not the machine's /tmp ...
-        scratch = [workdir / "workers" / f"tmp-{w['index']}" for w in state["workers"]]
+        scratch = [scratch_dir(workdir, w["index"]) for w in state["workers"]]
         assert all(any(d.iterdir()) for d in scratch), [str(d) for d in scratch]
         run.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C delivers to `tftj run`
         out, err = run.communicate(timeout=60)

@@ -177,20 +177,15 @@ def own_tempdir() -> Iterator[None]:
 
     The worker leaves by os._exit (below), which skips atexit, where TensorFlow's autograph
     removes the sources it writes: without this every run would leave them in TMPDIR. The
-    non-chief workers' throw-away checkpoints and exports land here too.
+    non-chief workers' throw-away checkpoints and exports land here too. Nothing is restored
+    afterwards: the process exits right after.
     """
     path = tempfile.mkdtemp(prefix="tftj-trainer-")
-    previous = os.environ.get("TMPDIR")
     tempfile.tempdir = path
     os.environ["TMPDIR"] = path  # TensorFlow's native code reads the variable
     try:
         yield
     finally:
-        tempfile.tempdir = None
-        if previous is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = previous
         shutil.rmtree(path, ignore_errors=True)
 
 

@@ -29,9 +29,9 @@ GRACE_SECONDS = 10.0
 def scratch_dir(workdir: Path, index: int) -> Path:
     """A worker's TMPDIR, under the run's own directory.
 
-    Python's tempfile users (the non-chief workers' throw-away checkpoints and exports,
-    TensorFlow's autograph sources) remove their files only at a clean exit: a worker that is
-    SIGKILLed would leave them in the machine's /tmp for good. Here the group removes them.
+    The trainer removes its temporary files (throw-away checkpoints and exports of the
+    non-chief workers, autograph's sources) when it exits, but a SIGKILLed worker cannot: they
+    would stay in the machine's /tmp for good. Here the group removes them.
     """
     return workdir / "workers" / f"tmp-{index}"
 
