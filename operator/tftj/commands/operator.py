@@ -19,9 +19,12 @@ import ssl
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tftj.operator.leaderlease import ElectionConfig
+
+if TYPE_CHECKING:
+    from tftj.operator.webhook import WebhookServer
 
 
 def _env(name: str, default: str) -> str:
@@ -69,6 +72,13 @@ def register(subparsers: Any) -> None:
         "--webhook-host",
         default=_env("WEBHOOK_HOST", "127.0.0.1"),
         help="host name or IP in the webhook's serving certificate",
+    )
+    p.add_argument(
+        "--webhook-processes",
+        type=int,
+        default=_env("WEBHOOK_PROCESSES", "2"),
+        help="processes of its own that serve the webhook, on one socket (0: served by the "
+        "operator's process, beside the reconcile)",
     )
     p.add_argument(
         "--cert-dir",
@@ -216,6 +226,15 @@ def _limit_malloc_arenas() -> None:
     mallopt(M_ARENA_MAX, MALLOC_ARENAS)
 
 
+def _exit_on_lost_webhook(code: int) -> None:
+    """A webhook process ended under a running operator: exit too, so that the pod restarts
+    (as with a lost lease) instead of running on with fewer webhook processes than asked."""
+    logging.getLogger("tftj.operator").error("exiting: an admission webhook process ended")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
 def run(args: argparse.Namespace) -> int:
     # First, before any thread starts (kopf's, the informers', the reconcile pool).
     _limit_malloc_arenas()
@@ -225,19 +244,59 @@ def run(args: argparse.Namespace) -> int:
         # Before importing kubernetes: it reads $KUBECONFIG once, at import (kopf logs in
         # through it).
         os.environ["KUBECONFIG"] = str(Path(args.kubeconfig).resolve())
+    if args.webhook_processes < 0:
+        return _fail(f"--webhook-processes: must be 0 or more, got {args.webhook_processes}")
+    if not args.webhook_port:
+        return _operate(args, None)
 
+    from tftj.operator.certs import load_or_generate
+    from tftj.operator.webhook import WebhookServer
+    from tftj.operator.webhookprocesses import WebhookProcessError, WebhookProcesses
+
+    try:
+        certs = load_or_generate(args.cert_dir, [args.webhook_host])
+    except OSError as exc:
+        return _fail(f"--cert-dir {args.cert_dir}: cannot write webhook certificates: {exc}")
+    try:
+        server = WebhookServer(certs, addr=args.webhook_addr, port=args.webhook_port)
+    except (OSError, ssl.SSLError) as exc:
+        return _fail(f"--cert-dir {args.cert_dir}: cannot load the webhook certificate: {exc}")
+    if not args.webhook_processes:
+        return _operate(args, server)
+    # Forked now: before kopf and the kubernetes client are imported (the children need
+    # neither) and before any thread exists (tftj.operator.webhookprocesses).
+    processes = WebhookProcesses(
+        certs,
+        addr=args.webhook_addr,
+        port=args.webhook_port,
+        processes=args.webhook_processes,
+        on_exit=_exit_on_lost_webhook,
+        json_logs=args.log_format == "json",
+    )
+    try:
+        processes.start()
+    except OSError as exc:
+        return _fail(f"--webhook-port {args.webhook_port}: cannot listen: {exc}")
+    except WebhookProcessError as exc:
+        return _fail(str(exc))
+    try:
+        return _operate(args, None)
+    finally:
+        processes.stop()
+
+
+def _operate(args: argparse.Namespace, webhook: WebhookServer | None) -> int:
+    """The operator itself: kopf, the controller and, if `webhook`, the webhook beside them."""
     import kopf
     from kubernetes import client, config
     from prometheus_client import start_http_server
 
-    from tftj.operator.certs import load_or_generate
     from tftj.operator.controller import Controller
     from tftj.operator.election import LeaderElector, LeaseStore
     from tftj.operator.handlers import build_registry, configure_settings
     from tftj.operator.informer import worker_informers
     from tftj.operator.kube import Kube, TimeoutApiClient
     from tftj.operator.reconcile import Timing
-    from tftj.operator.webhook import WebhookServer
 
     election = ElectionConfig(
         identity=args.leader_election_id or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
@@ -294,16 +353,6 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
 
-    webhook: WebhookServer | None = None
-    if args.webhook_port:
-        try:
-            certs = load_or_generate(args.cert_dir, [args.webhook_host])
-        except OSError as exc:
-            return _fail(f"--cert-dir {args.cert_dir}: cannot write webhook certificates: {exc}")
-        try:
-            webhook = WebhookServer(certs, addr=args.webhook_addr, port=args.webhook_port)
-        except (OSError, ssl.SSLError) as exc:
-            return _fail(f"--cert-dir {args.cert_dir}: cannot load the webhook certificate: {exc}")
     elector = None
     if args.leader_elect:
         elector = LeaderElector(

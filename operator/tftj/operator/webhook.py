@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -54,19 +56,35 @@ def _stamp(certs: CertPaths) -> tuple[tuple[int, int], ...]:
     )
 
 
-async def _handle(request: web.Request) -> web.Response:
-    started = time.perf_counter()
-    raw = await request.read()  # beyond client_max_size aiohttp answers 413 itself
-    if len(raw) <= INLINE_BODY_BYTES:
-        result = answer(raw)
-    else:
-        result = await asyncio.get_running_loop().run_in_executor(None, answer, raw)
-    operation = result.operation or "MALFORMED"
-    metrics.ADMISSION_SECONDS.labels(operation).observe(time.perf_counter() - started)
-    metrics.ADMISSIONS.labels(operation, result.result or "malformed").inc()
-    if result.body is None:
-        return web.Response(status=result.status, text=result.reason + "\n")
-    return web.json_response(result.body, status=result.status)
+#: Counts one review: its operation (CREATE, UPDATE, OTHER, MALFORMED), result (allowed,
+#: denied, error, malformed) and seconds taken.
+Observe = Callable[[str, str, float], None]
+
+
+def record(operation: str, result: str, seconds: float) -> None:
+    """Observe a review in this process's Prometheus metrics."""
+    metrics.ADMISSION_SECONDS.labels(operation).observe(seconds)
+    metrics.ADMISSIONS.labels(operation, result).inc()
+
+
+def _handler(observe: Observe) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        raw = await request.read()  # beyond client_max_size aiohttp answers 413 itself
+        if len(raw) <= INLINE_BODY_BYTES:
+            result = answer(raw)
+        else:
+            result = await asyncio.get_running_loop().run_in_executor(None, answer, raw)
+        observe(
+            result.operation or "MALFORMED",
+            result.result or "malformed",
+            time.perf_counter() - started,
+        )
+        if result.body is None:
+            return web.Response(status=result.status, text=result.reason + "\n")
+        return web.json_response(result.body, status=result.status)
+
+    return handle
 
 
 async def _ready(_: web.Request) -> web.Response:
@@ -74,7 +92,8 @@ async def _ready(_: web.Request) -> web.Response:
 
 
 class WebhookServer:
-    """`async with WebhookServer(...)` serves until the block ends."""
+    """`async with WebhookServer(...)` serves until the block ends: on `addr`:`port`, or on
+    `sock`, a listening socket shared with other processes (tftj.operator.webhookprocesses)."""
 
     def __init__(
         self,
@@ -82,11 +101,15 @@ class WebhookServer:
         *,
         addr: str,
         port: int,
+        sock: socket.socket | None = None,
+        observe: Observe = record,
         cert_check_seconds: float = CERT_CHECK_SECONDS,
     ) -> None:
         self.certs = certs
         self.addr = addr
         self.port = port
+        self.sock = sock
+        self.observe = observe
         self.cert_check_seconds = cert_check_seconds
         self.context = tls_context(certs)
         self._stamp = _stamp(certs)
@@ -95,11 +118,15 @@ class WebhookServer:
 
     async def __aenter__(self) -> WebhookServer:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
-        app.router.add_post(PATH, _handle)
+        app.router.add_post(PATH, _handler(self.observe))
         app.router.add_get(READY_PATH, _ready)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.addr, self.port, ssl_context=self.context)
+        site: web.BaseSite
+        if self.sock is not None:
+            site = web.SockSite(self._runner, self.sock, ssl_context=self.context)
+        else:
+            site = web.TCPSite(self._runner, self.addr, self.port, ssl_context=self.context)
         await site.start()
         if self.port == 0:  # tests: the port the kernel chose
             self.port = int(self._runner.addresses[0][1])
