@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
-
-from aiohttp import web
+from collections.abc import Callable
 
 from tftj.operator import metrics
 from tftj.operator.admission import answer
 from tftj.operator.certs import CertPaths
+from tftj.operator.httpserver import HttpServer, Response, Route, text
 
 log = logging.getLogger("tftj.operator")
 
@@ -35,6 +35,7 @@ READY_PATH = "/readyz"
 # The apiserver sends object and oldObject, each at most etcd's ~1.5 MiB: room for both.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 CERT_CHECK_SECONDS = 30.0
+JSON = "application/json"
 # A review of ordinary size is validated in a fraction of a millisecond: right on the event
 # loop, which with 50 reviews in flight beats a hop to a thread per review (each hop then
 # waits for the GIL behind the others). A bigger body (up to MAX_BODY_BYTES) goes to a thread,
@@ -67,28 +68,27 @@ def record(operation: str, result: str, seconds: float) -> None:
     metrics.ADMISSIONS.labels(operation, result).inc()
 
 
-def _handler(observe: Observe) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handle(request: web.Request) -> web.Response:
+def _route(observe: Observe) -> Route:
+    def route(method: str, target: str, body: bytes) -> Response:
+        path = target.partition("?")[0]
+        if path == READY_PATH:
+            return text(200, "ok") if method in ("GET", "HEAD") else text(405, "GET only")
+        if path != PATH:
+            return text(404, f"no such path; reviews go to POST {PATH}")
+        if method != "POST":
+            return text(405, "POST an AdmissionReview")
         started = time.perf_counter()
-        raw = await request.read()  # beyond client_max_size aiohttp answers 413 itself
-        if len(raw) <= INLINE_BODY_BYTES:
-            result = answer(raw)
-        else:
-            result = await asyncio.get_running_loop().run_in_executor(None, answer, raw)
+        result = answer(body)
         observe(
             result.operation or "MALFORMED",
             result.result or "malformed",
             time.perf_counter() - started,
         )
         if result.body is None:
-            return web.Response(status=result.status, text=result.reason + "\n")
-        return web.json_response(result.body, status=result.status)
+            return text(result.status, result.reason)
+        return Response(result.status, json.dumps(result.body).encode(), JSON)
 
-    return handle
-
-
-async def _ready(_: web.Request) -> web.Response:
-    return web.Response(text="ok\n")
+    return route
 
 
 class WebhookServer:
@@ -113,23 +113,16 @@ class WebhookServer:
         self.cert_check_seconds = cert_check_seconds
         self.context = tls_context(certs)
         self._stamp = _stamp(certs)
-        self._runner: web.AppRunner | None = None
+        self._http = HttpServer(
+            _route(observe),
+            ssl_context=self.context,
+            max_body_bytes=MAX_BODY_BYTES,
+            inline_body_bytes=INLINE_BODY_BYTES,
+        )
         self._watcher: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> WebhookServer:
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
-        app.router.add_post(PATH, _handler(self.observe))
-        app.router.add_get(READY_PATH, _ready)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site: web.BaseSite
-        if self.sock is not None:
-            site = web.SockSite(self._runner, self.sock, ssl_context=self.context)
-        else:
-            site = web.TCPSite(self._runner, self.addr, self.port, ssl_context=self.context)
-        await site.start()
-        if self.port == 0:  # tests: the port the kernel chose
-            self.port = int(self._runner.addresses[0][1])
+        self.port = await self._http.start(host=self.addr, port=self.port, sock=self.sock)
         self._watcher = asyncio.create_task(self._watch_certs(), name="webhook-certs")
         log.info("admission webhook on https://%s:%d%s", self.addr, self.port, PATH)
         return self
@@ -139,8 +132,7 @@ class WebhookServer:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._http.close()
 
     def reload_certs(self) -> bool:
         """Load the certificate files again if they changed; whether they were."""
