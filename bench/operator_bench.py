@@ -464,11 +464,25 @@ def rss_mib(pid: int, field: str = "VmRSS", *, descendants: bool = True) -> floa
     return total
 
 
+def pss_mib(pid: int) -> float:
+    """Proportional set size of `pid` and its descendants, summed, MiB: what they take
+    together, pages they share (the webhook processes forked from the operator share its
+    imports) counted once in all; a sum of their RSS would count those pages in each."""
+    total = 0.0
+    for p in tree(pid):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
+    return total
+
+
 def both_rss(pid: int, field: str = "VmRSS") -> str:
-    """ "operator process / with its child processes" RSS in MiB, as the tables show it (an
-    operator run from an older source, e.g. 567e48d, served its webhook from a child)."""
+    """ "operator process / all its processes" in MiB, as the tables show it: the process's
+    VmRSS (now) or VmHWM (its peak), then the PSS now of it and its child processes (the
+    webhook processes) together."""
     alone = rss_mib(pid, field, descendants=False)
-    return f"{alone:.0f} / {rss_mib(pid, field):.0f}"
+    return f"{alone:.0f} / {pss_mib(pid):.0f}"
 
 
 def scale_nodes(pods: int) -> list[NodeSpec]:
@@ -753,9 +767,9 @@ def report(
         "",
         "CPU-seconds are the operator's (its process tree: reconcile, watches and the "
         "webhook's validations of the burst) from the first create to the last job all "
-        "Running. RSS: the operator process / plus its child processes (only 567e48d, since "
-        "reverted, served the webhook from a child; otherwise both are the same); idle is "
-        "after one warm-up job, before the burst.",
+        "Running. RSS: the operator process (peak: its VmHWM) / PSS of it and its webhook "
+        "processes together at that moment (forked, they share pages; PSS counts each once); "
+        "idle is after one warm-up job, before the burst.",
     ]
     if "direct" in operator:
         direct, dry_with, dry_without = (

@@ -17,8 +17,9 @@ kwok holds Running, from 8 parallel `kubectl create` clients, webhooks registere
   --controller-threads=16`; peer, as shipped: its defaults (20/30, 1 thread).
 
 Per phase: create -> all W pods Running (p50/p95/last over jobs), create -> the object admitted
-(p50/p95/last), operator CPU-seconds over the burst and its peak RSS (summed over its processes:
-tftj's webhook has one of its own). `--baseline REV` adds tftj at git revision REV, run from its
+(p50/p95/last), operator CPU-seconds over the burst (summed over its processes: tftj's webhook
+has processes of its own), the peak RSS of its main process and the PSS of all its processes at
+the end (forked, they share pages: PSS counts each once). `--baseline REV` adds tftj at git revision REV, run from its
 own source: before and after a change in the same run. Phases alternate over
 `--rounds` rounds (the order reverses every round): the machine is shared and noisy, so the
 table gives means and [min-max] ranges. After the tftj and peer phases each webhook is also
@@ -73,6 +74,7 @@ from operator_bench import (  # noqa: E402
     operator_children,
     pct,
     phase,
+    pss_mib,
     rss_mib,
     scale_nodes,
     tree_cpu,
@@ -115,8 +117,8 @@ RUN_ARGS = ("jobs", "workers", "concurrency", "requests")
 
 
 def peak_rss(pid: int) -> float:
-    """Sum of VmHWM (the most each held since it started) of `pid` and its descendants, MiB."""
-    return rss_mib(pid, "VmHWM")
+    """VmHWM (the most it held since it started) of the operator's process, MiB."""
+    return rss_mib(pid, "VmHWM", descendants=False)
 
 
 # ---- the webhook alone
@@ -186,7 +188,7 @@ def burst(
         load=load0,
     )
     if pid:
-        result.update(cpu=tree_cpu(pid) - cpu0, rss=peak_rss(pid))
+        result.update(cpu=tree_cpu(pid) - cpu0, rss=peak_rss(pid), pss=pss_mib(pid))
     watcher.stop()
     return result
 
@@ -357,8 +359,9 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         f"Load average (1 min) at the bursts' starts: {min(loads):.1f}-{max(loads):.1f} "
         "(the machine is shared).",
         "",
-        "| create -> all workers Running, s | p50 | p95 | last | operator CPU-s | peak RSS, MiB |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| create -> all workers Running, s | p50 | p95 | last | operator CPU-s | peak RSS, MiB "
+        "| PSS at the end, MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in PHASES:
         if name not in results:
@@ -366,16 +369,17 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         lines.append(
             f"| {LABELS[name]} | {summary(col(name, 'running_p50'))} | "
             f"{summary(col(name, 'running_p95'))} | {summary(col(name, 'last_running'))} | "
-            f"{summary(col(name, 'cpu'))} | {summary(col(name, 'rss'), '{:.0f}')} |"
+            f"{summary(col(name, 'cpu'))} | {summary(col(name, 'rss'), '{:.0f}')} | "
+            f"{summary(col(name, 'pss'), '{:.0f}')} |"
         )
     lines += ["", "Ratios of the means (lower is better for tftj):", ""]
     lines += [
-        "| tftj vs. | p50 | p95 | last | CPU-s | peak RSS |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| tftj vs. | p50 | p95 | last | CPU-s | peak RSS | PSS |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for base in ("floor", "children", "pods", "tftj-base", "peer-tuned", "peer-shipped"):
         if base in results and "tftj" in results:
-            keys = ("running_p50", "running_p95", "last_running", "cpu", "rss")
+            keys = ("running_p50", "running_p95", "last_running", "cpu", "rss", "pss")
             lines.append(
                 f"| {LABELS[base].split(':')[0]} | "
                 + " | ".join(ratio("tftj", k, base) for k in keys)

@@ -112,7 +112,7 @@ def one_round(
         "live_pods": live.get("tftj_operator_cache_objects/Pod", 0),
         "live_rss": live_rss,
         "rss": both_rss(pid),
-        "rss_total": rss_mib(pid),
+        "rss_total": rss_mib(pid, descendants=False),  # the process that holds the caches
         "peak_rss": both_rss(pid, "VmHWM"),
         "cpu": tree_cpu(pid) - cpu0,
     }
@@ -160,8 +160,8 @@ def main() -> int:
         "ConfigMap or Service of theirs is left and the operator's caches and indexes "
         "(tftj_operator_cache_objects, tftj_operator_index_entries) are empty again. Load "
         f"average (1 min) at the start and the end: {loads[0]:.2f}, {loads[1]:.2f}. Operator "
-        f"RSS after the warm-up job: {idle} MiB (the operator process / plus its child "
-        "processes).",
+        f"RSS after the warm-up job: {idle} MiB (the operator process / PSS of it and its "
+        "webhook processes together; the peak column: the process's peak / PSS at the end).",
         "",
         "| round | create -> all Succeeded s | delete -> all gone s | operator CPU-s "
         "| pods cached, all live | RSS MiB, all live | RSS MiB after the round | peak RSS MiB |",
