@@ -15,6 +15,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS: dict[str, list[str]] = {
     "validate": ["validate_bench.py"],
     "webhook": ["webhook_fuzz.py"],
+    # 50 reviews in flight, no cluster: 1-3 webhook processes and, from its own source, the
+    # server before it had processes and its own HTTP server (aiohttp, in one process).
+    "webhook-alone": ["webhook_bench.py", "--baseline=76aee18"],
     "trainer": ["trainer_bench.py"],
     "data": ["data_bench.py"],
     "controlplane": ["controlplane_bench.py"],

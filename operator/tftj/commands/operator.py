@@ -76,7 +76,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--webhook-processes",
         type=int,
-        default=_env("WEBHOOK_PROCESSES", "2"),
+        default=_env("WEBHOOK_PROCESSES", "1"),
         help="processes of its own that serve the webhook, on one socket (0: served by the "
         "operator's process, beside the reconcile)",
     )
