@@ -339,7 +339,7 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         value = mean(name, key) / mean(base, key)
         return "-" if value != value else f"{value:.2f}x"
 
-    version = next((r["version"] for rs in results.values() for r in rs if "version" in r), "?")
+    version = next((r["version"] for rs in results.values() for r in rs if "version" in r), None)
     loads = [r["load"] for rs in results.values() for r in rs]
     most = max(len(rs) for rs in results.values())
     rounds = str(most)
@@ -353,9 +353,14 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         f"{platform.node()}, {os.cpu_count()} CPUs. {args.jobs} jobs x {args.workers} workers "
         f"created at once (8 parallel `kubectl create`), pods held Running by kwok; one operator "
         f"at a time, each phase on a fresh local control plane (kube-apiserver 1.36, etcd, kwok), "
-        f"webhooks registered unless said. The peer is Kubeflow training-operator {version} "
-        f"(TFJob only) built from its Go module (`bash testbin/build.sh peer`). "
-        f"{rounds} round(s), phase order reversed every round; mean [min-max] over rounds. "
+        "webhooks registered unless said. "
+        + (
+            f"The peer is Kubeflow training-operator {version} (TFJob only) built from its Go "
+            "module (`bash testbin/build.sh peer`). "
+            if version  # a peer phase ran
+            else ""
+        )
+        + f"{rounds} round(s), phase order reversed every round; mean [min-max] over rounds. "
         f"Load average (1 min) at the bursts' starts: {min(loads):.1f}-{max(loads):.1f} "
         "(the machine is shared).",
         "",

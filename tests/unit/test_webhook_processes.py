@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import pytest
 from doorgen import review
+from tftj.operator.certs import ensure_certs
 from webhookclient import Client
 
 HOST = Path(__file__).with_name("webhookhost.py")
@@ -136,6 +137,18 @@ def test_a_port_in_use_is_refused_before_any_process_is_forked(tmp_path: Path) -
             assert host.process.wait(10) == 2
         finally:
             host.end()
+
+
+def test_a_child_that_cannot_serve_fails_the_start_with_the_reason(tmp_path: Path) -> None:
+    certs = ensure_certs(tmp_path / "certs", ["127.0.0.1"])
+    certs.keyfile.write_text("not a key\n")  # the children load the pair; each fails
+    host = Host(tmp_path / "certs", processes=2)
+    try:
+        said = host.said()  # the failure itself, not an "exit" line as from a running server
+        assert "did not all serve" in said["error"], said
+        assert host.process.wait(10) == 2
+    finally:
+        host.end()
 
 
 def test_a_child_that_ends_is_reported_and_the_others_go_on_serving(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tftj.operator.certs import ensure_certs
-from tftj.operator.webhookprocesses import WebhookProcesses
+from tftj.operator.webhookprocesses import WebhookProcessError, WebhookProcesses
 
 
 def say(**fields: Any) -> None:
@@ -34,7 +34,7 @@ def main(cert_dir: str, processes: str, port: str) -> int:
     )
     try:
         webhook.start()
-    except OSError as exc:
+    except (OSError, WebhookProcessError) as exc:
         say(error=str(exc))
         return 2
     say(port=webhook.port, pids=[child.pid for child in webhook.children])

@@ -33,6 +33,7 @@ MAX_HEAD_BYTES = 16 * 1024
 IDLE_SECONDS = 75.0  # as aiohttp's keep-alive timeout (Go's clients keep 90 s)
 SWEEP_SECONDS = 10.0
 BACKLOG = 1024
+DISCARD_FACTOR = 4  # of a refused body, at most this many times the limit is read and dropped
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -151,6 +152,8 @@ class _Connection(asyncio.Protocol):
         self._process()
 
     def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            return  # closed by us; what was still in flight is dropped
         self.last_active = self.loop.time()
         if self.discard:
             self.discard = max(0, self.discard - len(data))
@@ -232,7 +235,8 @@ class _Connection(asyncio.Protocol):
             encode(text(413, f"request body over {limit} bytes"), keep_alive=False)
         )
         self.head = None
-        self.discard = max(0, length - len(self.buffer))
+        # Bounded: a client declaring an absurd size is cut off after DISCARD_FACTOR x limit.
+        self.discard = max(0, min(length, DISCARD_FACTOR * limit) - len(self.buffer))
         self.buffer.clear()
         if not self.discard:
             self.close()

@@ -117,6 +117,7 @@ class WebhookProcesses:
         self.certs, self.addr, self.port, self.processes = certs, addr, port, processes
         self.on_exit, self.observe, self.json_logs = on_exit, observe, json_logs
         self.children: list[_Child] = []
+        self._started = False  # every child served: from now on an end is reported
         self._stopping = False
         self._ready = threading.Event()
         self._reader: threading.Thread | None = None
@@ -133,7 +134,8 @@ class WebhookProcesses:
             read_fd, write_fd = os.pipe()
             pid = os.fork()
             if pid == 0:  # the child: never returns
-                os.close(read_fd)
+                for fd in (read_fd, *(child.events_fd for child in self.children)):
+                    os.close(fd)
                 _child_main(self.addr, self.port, self.certs, write_fd, parent, self.json_logs)
             os.close(write_fd)
             self.children.append(_Child(index, pid, read_fd))
@@ -145,6 +147,7 @@ class WebhookProcesses:
                 f"the admission webhook's processes did not all serve on {self.addr}:"
                 f"{self.port} within {timeout:.0f} s (their log is above)"
             )
+        self._started = True
         return self
 
     def _read(self) -> None:
@@ -183,7 +186,7 @@ class WebhookProcesses:
         _, status = os.waitpid(child.pid, 0)
         code = os.waitstatus_to_exitcode(status)
         self._ready.set()  # start() must not wait out its timeout for a dead child
-        if not self._stopping:
+        if self._started and not self._stopping:
             log.error("admission webhook process %d ended (exit code %s)", child.pid, code)
             self.on_exit(code)
 
@@ -214,20 +217,23 @@ class _Events:
         self.fd = fd
         self.pending = bytearray()
         self.dropped = 0
+        # A big review is answered on a thread (tftj.operator.httpserver) and counted there.
+        self.lock = threading.Lock()
 
     def send(self, line: str) -> None:
-        self.pending += line.encode()
-        if len(self.pending) > MAX_PENDING_BYTES:
-            cut = self.pending.index(b"\n", len(self.pending) - MAX_PENDING_BYTES) + 1
-            self.dropped += self.pending[:cut].count(b"\n")
-            del self.pending[:cut]
+        with self.lock:
+            self.pending += line.encode()
+            if len(self.pending) > MAX_PENDING_BYTES:
+                cut = self.pending.index(b"\n", len(self.pending) - MAX_PENDING_BYTES) + 1
+                self.dropped += self.pending[:cut].count(b"\n")
+                del self.pending[:cut]
 
     def observe(self, operation: str, result: str, seconds: float) -> None:
         self.send(f"{operation} {result} {seconds:.6f}\n")
 
     def flush(self) -> None:
-        if self.pending:
-            with contextlib.suppress(BlockingIOError):
+        with self.lock, contextlib.suppress(BlockingIOError):
+            if self.pending:
                 del self.pending[: os.write(self.fd, self.pending)]
 
     async def flush_forever(self) -> None:
