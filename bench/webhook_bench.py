@@ -21,7 +21,6 @@ import datetime as dt
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,13 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "testbin"))
 from devoperator import training_job
 from operator_bench import REPO, admission_review, baseline_tree, pct
 from peer_bench import HAMMER, hammer
+from webhook_fuzz import server_process
 
 SECTION = "## The webhook alone, 50 in flight"
 PROCESS_COUNTS = (1, 2, 3)
 # Serves the webhook from the source on PYTHONPATH and prints its port: with N > 0 processes
 # through WebhookProcesses; with 0 (a baseline, which may not have them) WebhookServer itself.
 SERVER = """
-import asyncio, sys
+import asyncio, sys, threading
 from pathlib import Path
 from tftj.operator.certs import ensure_certs
 
@@ -50,15 +50,14 @@ if processes:
         certs, addr="127.0.0.1", port=0, processes=processes, on_exit=lambda code: None
     ).start()
     print(served.port, flush=True)
-    sys.stdin.read()
-    served.stop()
+    threading.Event().wait()
 else:
     from tftj.operator.webhook import WebhookServer
 
     async def main() -> None:
         async with WebhookServer(certs, addr="127.0.0.1", port=0) as server:
             print(server.port, flush=True)
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+            await asyncio.Event().wait()
 
     asyncio.run(main())
 """
@@ -69,28 +68,10 @@ def serve_and_hammer(
 ) -> list[float]:
     """Latencies (ms) of one round against a server run from `source` (an `operator/` dir)."""
     certs = state / "certs"
-    env = {**os.environ, "PYTHONPATH": str(source)}
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(certs), str(processes)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
+    with server_process(SERVER, [str(certs), str(processes)], source) as (_, port):
         url = f"https://127.0.0.1:{port}/validate-tftrainingjob"
         seconds = hammer(url, certs / "ca.crt", body, args.concurrency, args.requests, state)
-        return [s * 1000 for s in seconds]
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    return [s * 1000 for s in seconds]
 
 
 def summary(values: list[float]) -> str:

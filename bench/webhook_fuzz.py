@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import datetime as dt
 import json
 import os
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -62,6 +64,36 @@ GOOD = {
 }
 
 
+def source_env(operator_dir: Path) -> dict[str, str]:
+    """This environment with `operator_dir` (tftj's source, of this checkout or a baseline's)
+    first on PYTHONPATH."""
+    return {**os.environ, "PYTHONPATH": f"{operator_dir}:{os.environ.get('PYTHONPATH', '')}"}
+
+
+@contextlib.contextmanager
+def server_process(
+    script: str, args: list[str], operator_dir: Path
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`python -c script *args` run from `operator_dir`: (the process, the port it prints
+    first); terminated (and so are its webhook processes, which die with it) after."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=source_env(operator_dir),
+    )
+    try:
+        assert server.stdout is not None
+        yield server, int(server.stdout.readline())
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -82,63 +114,52 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'operator'}:{os.environ.get('PYTHONPATH', '')}"}
-    with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(Path(tmp) / "certs")],
-            stdout=subprocess.PIPE,
+    env = source_env(REPO / "operator")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        server_process(SERVER, [str(Path(tmp) / "certs")], REPO / "operator") as (server, port),
+    ):
+        client = Client(port, Path(tmp) / "certs" / "ca.crt")
+
+        # 1. random bodies
+        statuses: collections.Counter[tuple[str, int]] = collections.Counter()
+        rss: dict[int, int] = {}  # requests answered -> server RSS in KiB
+        started = time.perf_counter()
+        for index, (category, body) in enumerate(review_bodies(seed=2026, count=args.count)):
+            status, _ = client.post(body)
+            statuses[(category, status)] += 1
+            if (index + 1) % 1000 == 0:
+                rss[index + 1] = rss_kib(server.pid)
+        bodies_seconds = time.perf_counter() - started
+        warm_rss, end_rss = rss[min(rss)], rss_kib(server.pid)
+        good_after, _ = admitted(client, GOOD, "after")
+        five_xx = sum(n for (_, status), n in statuses.items() if status >= 500)
+
+        # 2. the same verdicts from tftj validate and the webhook
+        jobs = list(manifests(seed=2027, count=args.count))
+        path = Path(tmp) / "random.yaml"
+        path.write_text(yaml.safe_dump_all(jobs, sort_keys=False))
+        result = subprocess.run(
+            [str(TFTJ), "validate", "--quiet", str(path)],
+            capture_output=True,
             text=True,
             env=env,
+            timeout=1800,
         )
-        try:
-            assert server.stdout is not None
-            port = int(server.stdout.readline())
-            client = Client(port, Path(tmp) / "certs" / "ca.crt")
-
-            # 1. random bodies
-            statuses: collections.Counter[tuple[str, int]] = collections.Counter()
-            rss: dict[int, int] = {}  # requests answered -> server RSS in KiB
-            started = time.perf_counter()
-            for index, (category, body) in enumerate(review_bodies(seed=2026, count=args.count)):
-                status, _ = client.post(body)
-                statuses[(category, status)] += 1
-                if (index + 1) % 1000 == 0:
-                    rss[index + 1] = rss_kib(server.pid)
-            bodies_seconds = time.perf_counter() - started
-            warm_rss, end_rss = rss[min(rss)], rss_kib(server.pid)
-            good_after, _ = admitted(client, GOOD, "after")
-            five_xx = sum(n for (_, status), n in statuses.items() if status >= 500)
-
-            # 2. the same verdicts from tftj validate and the webhook
-            jobs = list(manifests(seed=2027, count=args.count))
-            path = Path(tmp) / "random.yaml"
-            path.write_text(yaml.safe_dump_all(jobs, sort_keys=False))
-            result = subprocess.run(
-                [str(TFTJ), "validate", "--quiet", str(path)],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=1800,
-            )
-            tracebacks = (result.stdout + result.stderr).count("Traceback")
-            by_doc: dict[int, list[str]] = collections.defaultdict(list)
-            for line in result.stdout.splitlines():
-                match = re.match(rf"{re.escape(str(path))}:(\d+): (.*?)(?: \(line \d+\))?$", line)
-                if match is None:
-                    raise RuntimeError(f"unexpected tftj validate output: {line}")
-                by_doc[int(match[1])].append(match[2])
-            pathless = sum(1 for job in jobs for p in validate(job).errors if not p.path)
-            differ = allowed = 0
-            for index, job in enumerate(jobs):
-                ok, message = admitted(client, job, f"u{index}")
-                allowed += ok
-                if ok != (not by_doc.get(index)) or (
-                    not ok and message != "; ".join(by_doc[index])
-                ):
-                    differ += 1
-        finally:
-            server.terminate()
-            server.wait(30)
+        tracebacks = (result.stdout + result.stderr).count("Traceback")
+        by_doc: dict[int, list[str]] = collections.defaultdict(list)
+        for line in result.stdout.splitlines():
+            match = re.match(rf"{re.escape(str(path))}:(\d+): (.*?)(?: \(line \d+\))?$", line)
+            if match is None:
+                raise RuntimeError(f"unexpected tftj validate output: {line}")
+            by_doc[int(match[1])].append(match[2])
+        pathless = sum(1 for job in jobs for p in validate(job).errors if not p.path)
+        differ = allowed = 0
+        for index, job in enumerate(jobs):
+            ok, message = admitted(client, job, f"u{index}")
+            allowed += ok
+            if ok != (not by_doc.get(index)) or (not ok and message != "; ".join(by_doc[index])):
+                differ += 1
 
     categories = sorted({c for c, _ in statuses})
     codes = sorted({s for _, s in statuses})

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopthread import LoopThread
 from tftj.operator.certs import CertPaths, ensure_certs
 from tftj.operator.httpserver import (
     MAX_HEAD_BYTES,
@@ -38,11 +38,10 @@ def echo(method: str, target: str, body: bytes) -> Response:
     return Response(200, f"{method} {target} {len(body)} {on}".encode())
 
 
-class Running:
+class Running(LoopThread):
     """An HttpServer with the `echo` route on its own event loop in a thread."""
 
     def __init__(self, certs: CertPaths) -> None:
-        self.loop = asyncio.new_event_loop()
         self.server = HttpServer(
             echo,
             ssl_context=tls_context(certs),
@@ -51,22 +50,11 @@ class Running:
             idle_seconds=IDLE,
         )
         self.port = 0
-        started = threading.Event()
 
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.port = self.loop.run_until_complete(self.server.start(host="127.0.0.1"))
-            started.set()
-            self.loop.run_forever()
-            self.loop.run_until_complete(self.server.close())
+        async def start() -> None:
+            self.port = await self.server.start(host="127.0.0.1")
 
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert started.wait(30)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
+        super().__init__(start, self.server.close)
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,11 @@ reports the server's memory.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from doorgen import manifests, review, review_bodies
+from loopthread import LoopThread
 from tftj.api.validate import validate
 from tftj.operator.certs import CertPaths, ensure_certs
 from tftj.operator.webhook import INLINE_BODY_BYTES, MAX_BODY_BYTES, READY_PATH, WebhookServer
@@ -36,31 +35,15 @@ GOOD_JOB = {
 }
 
 
-class Served:
+class Served(LoopThread):
     """A WebhookServer running on its own event loop in a thread, as in the operator."""
 
     def __init__(self, certs: CertPaths, cert_check_seconds: float = 30.0) -> None:
-        self.loop = asyncio.new_event_loop()
         self.server = WebhookServer(
             certs, addr="127.0.0.1", port=0, cert_check_seconds=cert_check_seconds
         )
-        started = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(self.server.__aenter__())
-            started.set()
-            self.loop.run_forever()
-            self.loop.run_until_complete(self.server.__aexit__(None, None, None))
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert started.wait(30), "the webhook did not start"
+        super().__init__(self.server.__aenter__, lambda: self.server.__aexit__(None, None, None))
         self.port = self.server.port
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
 
 
 @pytest.fixture(scope="module")
