@@ -89,12 +89,11 @@ def free_port(addr: str, port: int) -> int:
 
 @dataclass
 class _Child:
-    index: int
     pid: int
     events_fd: int  # the parent's (read) end of the child's pipe
     buffer: bytes = b""
     ready: bool = False
-    ended: bool = False
+    exit_code: int | None = None  # once it has ended
 
 
 class WebhookProcesses:
@@ -130,7 +129,7 @@ class WebhookProcesses:
         # What the operator imported so far is shared with the children copy-on-write; frozen,
         # the garbage collector no longer writes to those objects' pages (in either process).
         gc.freeze()
-        for index in range(self.processes):
+        for _ in range(self.processes):
             read_fd, write_fd = os.pipe()
             pid = os.fork()
             if pid == 0:  # the child: never returns
@@ -138,17 +137,23 @@ class WebhookProcesses:
                     os.close(fd)
                 _child_main(self.addr, self.port, self.certs, write_fd, parent, self.json_logs)
             os.close(write_fd)
-            self.children.append(_Child(index, pid, read_fd))
+            self.children.append(_Child(pid, read_fd))
         self._reader = threading.Thread(target=self._read, name="webhook-processes", daemon=True)
         self._reader.start()
-        if not self._ready.wait(timeout) or any(child.ended for child in self.children):
+        if not self._ready.wait(timeout) or self._ended_code() is not None:
             self.stop()
             raise WebhookProcessError(
                 f"the admission webhook's processes did not all serve on {self.addr}:"
                 f"{self.port} within {timeout:.0f} s (their log is above)"
             )
         self._started = True
+        code = self._ended_code()
+        if code is not None:  # one ended between the wait and the line above: not unreported
+            self.on_exit(code)
         return self
+
+    def _ended_code(self) -> int | None:
+        return next((c.exit_code for c in self.children if c.exit_code is not None), None)
 
     def _read(self) -> None:
         selector = selectors.DefaultSelector()
@@ -182,9 +187,8 @@ class WebhookProcesses:
 
     def _ended(self, child: _Child) -> None:
         """The child's pipe closed: it has exited (or is about to)."""
-        child.ended = True
         _, status = os.waitpid(child.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
+        code = child.exit_code = os.waitstatus_to_exitcode(status)
         self._ready.set()  # start() must not wait out its timeout for a dead child
         if self._started and not self._stopping:
             log.error("admission webhook process %d ended (exit code %s)", child.pid, code)
@@ -201,7 +205,7 @@ class WebhookProcesses:
         self._reader.join(timeout)
         if self._reader.is_alive():
             for child in self.children:
-                if not child.ended:
+                if child.exit_code is None:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(child.pid, signal.SIGKILL)
             self._reader.join(timeout)
