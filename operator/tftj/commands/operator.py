@@ -258,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"--cert-dir {args.cert_dir}: cannot write webhook certificates: {exc}")
     try:
+        # Loads the pair: a bad certificate fails here, in the operator, with the reason (the
+        # webhook processes load it again).
         server = WebhookServer(certs, addr=args.webhook_addr, port=args.webhook_port)
     except (OSError, ssl.SSLError) as exc:
         return _fail(f"--cert-dir {args.cert_dir}: cannot load the webhook certificate: {exc}")
