@@ -250,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         return _operate(args, None)
 
     from tftj.operator.certs import load_or_generate
-    from tftj.operator.webhook import WebhookServer
+    from tftj.operator.webhook import WebhookServer, tls_context
     from tftj.operator.webhookprocesses import WebhookProcessError, WebhookProcesses
 
     try:
@@ -258,13 +258,11 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"--cert-dir {args.cert_dir}: cannot write webhook certificates: {exc}")
     try:
-        # Loads the pair: a bad certificate fails here, in the operator, with the reason (the
-        # webhook processes load it again).
-        server = WebhookServer(certs, addr=args.webhook_addr, port=args.webhook_port)
+        tls_context(certs)  # a bad pair fails here, in the operator, with the reason
     except (OSError, ssl.SSLError) as exc:
         return _fail(f"--cert-dir {args.cert_dir}: cannot load the webhook certificate: {exc}")
     if not args.webhook_processes:
-        return _operate(args, server)
+        return _operate(args, WebhookServer(certs, addr=args.webhook_addr, port=args.webhook_port))
     # Forked now: before kopf and the kubernetes client are imported (the children need
     # neither) and before any thread exists (tftj.operator.webhookprocesses).
     processes = WebhookProcesses(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -277,25 +276,21 @@ class HttpServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def start(
-        self, *, host: str = "", port: int = 0, sock: socket.socket | None = None
-    ) -> int:
-        """Listen on `sock`, or on `host`:`port` (0: the kernel picks); the port."""
-        loop = asyncio.get_running_loop()
-        if sock is not None:
-            self._server = await loop.create_server(
-                lambda: _Connection(self), sock=sock, ssl=self.ssl_context
-            )
-        else:
-            self._server = await loop.create_server(
-                lambda: _Connection(self),
-                host or None,
-                port,
-                ssl=self.ssl_context,
-                reuse_address=True,
-                backlog=BACKLOG,
-            )
-        self._sweeper = loop.create_task(self._sweep(), name="http-idle-sweep")
+    async def start(self, *, host: str = "", port: int = 0, reuse_port: bool = False) -> int:
+        """Listen on `host`:`port` (0: the kernel picks; with `reuse_port`, SO_REUSEPORT);
+        the port."""
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _Connection(self),
+            host or None,
+            port,
+            ssl=self.ssl_context,
+            reuse_address=True,
+            reuse_port=reuse_port,
+            backlog=BACKLOG,
+        )
+        self._sweeper = asyncio.get_running_loop().create_task(
+            self._sweep(), name="http-idle-sweep"
+        )
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _sweep(self) -> None:

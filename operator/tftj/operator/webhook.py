@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -92,8 +91,8 @@ def _route(observe: Observe) -> Route:
 
 
 class WebhookServer:
-    """`async with WebhookServer(...)` serves until the block ends: on `addr`:`port`, or on
-    `sock`, a listening socket shared with other processes (tftj.operator.webhookprocesses)."""
+    """`async with WebhookServer(...)` serves until the block ends, on `addr`:`port` (with
+    `reuse_port`, beside other processes on the same port: tftj.operator.webhookprocesses)."""
 
     def __init__(
         self,
@@ -101,15 +100,14 @@ class WebhookServer:
         *,
         addr: str,
         port: int,
-        sock: socket.socket | None = None,
+        reuse_port: bool = False,
         observe: Observe = record,
         cert_check_seconds: float = CERT_CHECK_SECONDS,
     ) -> None:
         self.certs = certs
         self.addr = addr
         self.port = port
-        self.sock = sock
-        self.observe = observe
+        self.reuse_port = reuse_port
         self.cert_check_seconds = cert_check_seconds
         self.context = tls_context(certs)
         self._stamp = _stamp(certs)
@@ -122,7 +120,9 @@ class WebhookServer:
         self._watcher: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> WebhookServer:
-        self.port = await self._http.start(host=self.addr, port=self.port, sock=self.sock)
+        self.port = await self._http.start(
+            host=self.addr, port=self.port, reuse_port=self.reuse_port
+        )
         self._watcher = asyncio.create_task(self._watch_certs(), name="webhook-certs")
         log.info("admission webhook on https://%s:%d%s", self.addr, self.port, PATH)
         return self

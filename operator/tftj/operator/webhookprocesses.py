@@ -4,17 +4,17 @@ Why processes: served from the operator's process, the webhook shares one GIL wi
 loop, the informers and up to --workers reconcile threads; in a burst of creates (the moment it
 is needed) each review waits behind the reconciles of the jobs admitted just before. And one
 Python process answers a review in ~0.56 ms (TLS, HTTP and validation), so 50 reviews in flight
-wait ~28 ms at the median. Here N processes accept on one listening socket, each with its own
-interpreter and event loop: measured figures in docs/operator-scale.md.
+wait ~28 ms at the median. Here N processes listen on one port, each with its own interpreter
+and event loop: measured figures in docs/operator-scale.md.
 
 Why fork, and why first: the children are forked before the operator imports kopf and the
 kubernetes client and before any thread exists (forking a threaded process can copy a held
-lock). They share the parent's imported pages (tftj.api, aiohttp) copy-on-write, so each costs
-its private memory only, not another interpreter's imports.
+lock). They share the parent's imported pages (tftj.api) copy-on-write, so each costs its
+private memory only, not another interpreter's imports.
 
-The parent binds the socket (a bad port or address fails `tftj operator` at once, with the
-reason) and every child accepts on it: the kernel hands each connection to one idle child.
-Every replica runs them, leader or not, so the chart's readiness probe (answered by the same
+The parent first checks that nothing listens on the port (a bad port or address fails `tftj
+operator` at once, with the reason); then every child listens on it with SO_REUSEPORT and the
+kernel spreads the connections over them. Every replica runs them, leader or not, so the chart's readiness probe (answered by the same
 servers) still says whether this pod admits.
 
 Lifecycle: a child dies with the operator (PR_SET_PDEATHSIG, e.g. a SIGKILLed leader); the
@@ -55,35 +55,20 @@ MAX_PENDING_BYTES = 4 * 1024 * 1024
 FLUSH_SECONDS = 0.2
 STOP_SECONDS = 10.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-LISTEN_BACKLOG = 1024
 
 
 class WebhookProcessError(RuntimeError):
     """A webhook process did not start serving."""
 
 
-def reuse_port_socket(addr: str, port: int, *, reuse_port: bool = True) -> socket.socket:
-    """A TCP socket bound to `addr`:`port` (0: the kernel picks), by default with SO_REUSEPORT:
-    the kernel spreads connections over every socket listening on the port so, one per child
-    (more evenly than children accepting from one shared socket)."""
-    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((addr, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def free_port(addr: str, port: int) -> int:
     """`port` (or one the kernel picks for 0) if nothing listens there, else OSError. Bound
     without SO_REUSEPORT: a socket that has it (say, another operator's webhook process) would
     otherwise let ours share its port silently."""
-    with reuse_port_socket(addr, port, reuse_port=False) as probe:
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((addr, port))
         return int(probe.getsockname()[1])
 
 
@@ -260,9 +245,7 @@ def _die_with(parent: int) -> None:
 async def _serve(addr: str, port: int, certs: CertPaths, events: _Events) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    sock = reuse_port_socket(addr, port)
-    sock.listen(LISTEN_BACKLOG)
-    async with WebhookServer(certs, addr=addr, port=port, sock=sock, observe=events.observe):
+    async with WebhookServer(certs, addr=addr, port=port, reuse_port=True, observe=events.observe):
         events.send(f"{READY}\n")
         events.flush()
         flusher = asyncio.create_task(events.flush_forever())
