@@ -453,28 +453,29 @@ def tree_cpu(pid: int) -> float:
     return sum(cpu_seconds(p) for p in tree(pid))
 
 
+def _summed_mib(pids: list[int], proc_file: str, field: str) -> float:
+    """The `field` ("Name: N kB") of /proc/<pid>/`proc_file`, summed over `pids`, MiB; a
+    process that ended since the listing counts 0."""
+    total = 0.0
+    for p in pids:
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{p}/{proc_file}").read_text().splitlines():
+                if line.startswith(f"{field}:"):
+                    total += int(line.split()[1]) / 1024
+    return total
+
+
 def rss_mib(pid: int, field: str = "VmRSS", *, descendants: bool = True) -> float:
     """VmRSS (now) or VmHWM (the most each held since it started) of `pid` and (by default)
     its descendants, summed, in MiB."""
-    total = 0.0
-    for p in tree(pid) if descendants else [pid]:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                total += int(line.split()[1]) / 1024
-    return total
+    return _summed_mib(tree(pid) if descendants else [pid], "status", field)
 
 
 def pss_mib(pid: int) -> float:
     """Proportional set size of `pid` and its descendants, summed, MiB: what they take
     together, pages they share (the webhook processes forked from the operator share its
     imports) counted once in all; a sum of their RSS would count those pages in each."""
-    total = 0.0
-    for p in tree(pid):
-        with contextlib.suppress(FileNotFoundError):
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) / 1024
-    return total
+    return _summed_mib(tree(pid), "smaps_rollup", "Pss")
 
 
 def both_rss(pid: int, field: str = "VmRSS") -> str:
