@@ -17,10 +17,11 @@ kwok holds Running, from 8 parallel `kubectl create` clients, webhooks registere
   --controller-threads=16`; peer, as shipped: its defaults (20/30, 1 thread).
 
 Per phase: create -> all W pods Running (p50/p95/last over jobs), create -> the object admitted
-(p50/p95/last), operator CPU-seconds over the burst (summed over its processes: tftj's webhook
-has processes of its own), the peak RSS of its main process and the PSS of all its processes at
-the end (forked, they share pages: PSS counts each once). `--baseline REV` adds tftj at git revision REV, run from its
-own source: before and after a change in the same run. Phases alternate over
+(p50/p95/last) and the apiserver's mean webhook call, operator CPU-seconds over the burst
+(summed over its processes: tftj's webhook has processes of its own), the peak RSS of its main
+process and the PSS of all its processes at the end (forked, they share pages: PSS counts each
+once). `--baseline REV` adds tftj at git revision REV, run from its own source: before and
+after a change in the same run. Phases alternate over
 `--rounds` rounds (the order reverses every round): the machine is shared and noisy, so the
 table gives means and [min-max] ranges. After the tftj and peer phases each webhook is also
 hammered alone: C AdmissionReviews in flight at once over kept-alive connections (as the
@@ -165,8 +166,9 @@ WEBHOOK_CALLS = "apiserver_admission_webhook_admission_duration_seconds"
 
 
 def webhook_calls(admin: Admin) -> tuple[float, float]:
-    """(count, seconds) of the validating webhook calls for CREATEs the apiserver has made so
-    far, by its own histogram: the webhook's cost as the apiserver sees it, its side included."""
+    """(count, seconds) of the admission webhook calls (any webhook, validating or mutating)
+    for CREATEs the apiserver has made so far, by its own histogram: the webhooks' cost as the
+    apiserver sees it, its side of the call included."""
     count = total = 0.0
     for line in admin("get", "--raw", "/metrics").stdout.splitlines():
         if line.startswith(WEBHOOK_CALLS) and 'operation="CREATE"' in line:
